@@ -1,0 +1,21 @@
+import { accounts } from './accounts';
+import { apiKeys } from './api-keys';
+import { audit } from './audit';
+import { identities } from './identities';
+import { jwt } from './jwt';
+import { permissions } from './permissions';
+import { sessions } from './sessions';
+
+/** The one contract. Every door, `openapi.yaml`, the MCP tool manifest and the typed client derive from it. */
+export const contract = {
+  identities,
+  accounts,
+  apiKeys,
+  jwt,
+  permissions,
+  sessions,
+  audit,
+};
+
+export type Contract = typeof contract;
+export type { ProcedureMeta } from './base';

@@ -1,0 +1,201 @@
+import { ORPCError } from '@orpc/server';
+import { hashPassword, verifyPassword, DUMMY_PASSWORD_HASH } from '../crypto/password';
+import { timingSafeEqualStrings } from '../crypto/hash';
+import { isUniqueViolation, type DB } from '../db/schema';
+import type { Env } from '../env';
+import { mintIdentity } from '../identities/authority';
+import { updateIdentityStatus } from '../identities/identities.store';
+import { signJwt } from '../jwt/tokens';
+import { newId } from '../lib/ids';
+import { isoIn, nowIso } from '../lib/time';
+import { authzOf, os } from '../orpc';
+import { findAnyAdminGrant, insertGrant } from '../permissions/permissions.store';
+import { effectivePatterns, expandRole } from '../permissions/policy';
+import { insertSession, updateSessionsRevokedFor } from '../sessions/sessions.store';
+import {
+  findAccount,
+  findAccountByUsername,
+  insertAccount,
+  listAccounts,
+  listRolesFor,
+  updateAccountFailedAttempts,
+  updateAccountPassword,
+  type AccountRow,
+} from './accounts.store';
+
+const MAX_FAILED_SIGN_INS = 10;
+const LOCKOUT_S = 15 * 60;
+
+const toAccount = (row: AccountRow, roles: string[]) => ({
+  chitty_id: row.chitty_id,
+  username: row.username,
+  display_name: row.display_name,
+  status: row.status,
+  roles,
+  created_at: row.created_at,
+});
+
+async function accountOut(db: DB, chittyId: string) {
+  const row = await findAccount(db, chittyId);
+  if (!row) throw new ORPCError('NOT_FOUND', { status: 404, message: `No account for ${chittyId}` });
+  return toAccount(row, (await listRolesFor(db, [chittyId])).get(chittyId) ?? []);
+}
+
+/** Mints a person ChittyID, stores the account and grants its roles. */
+async function createAccountWithRoles(env: Env, db: DB, o: { username: string; password: string; displayName?: string; roles: string[]; grantedBy: string | null }) {
+  if (await findAccountByUsername(db, o.username)) {
+    throw new ORPCError('CONFLICT', { status: 409, message: `The username ${o.username} is taken` });
+  }
+  const passwordHash = await hashPassword(o.password);
+  const identity = await mintIdentity(env, db, { type: 'PEO', displayName: o.displayName ?? null });
+  const now = nowIso();
+  try {
+    await insertAccount(db, { chitty_id: identity.chitty_id, username: o.username, password_hash: passwordHash, failed_attempts: 0, locked_until: null, created_at: now, updated_at: now });
+  } catch (error) {
+    // Nothing half-written: a concurrent sign-up took the username after our check.
+    await db.deleteFrom('identities').where('chitty_id', '=', identity.chitty_id).execute();
+    if (isUniqueViolation(error)) throw new ORPCError('CONFLICT', { status: 409, message: `The username ${o.username} is taken` });
+    throw error;
+  }
+  for (const role of new Set(o.roles)) {
+    await insertGrant(db, { id: newId('grt'), chitty_id: identity.chitty_id, role, permission: null, granted_by: o.grantedBy ?? identity.chitty_id, created_at: now, expires_at: null });
+  }
+  return identity.chitty_id;
+}
+
+export const accounts = {
+  bootstrap: os.accounts.bootstrap.handler(async ({ input, context }) => {
+    const expected = context.env.SETUP_TOKEN;
+    if (!expected || !timingSafeEqualStrings(input.setup_token, expected)) {
+      throw new ORPCError('FORBIDDEN_SETUP', { status: 403, message: 'Invalid setup token (the SETUP_TOKEN secret)' });
+    }
+    if (await findAnyAdminGrant(context.db)) {
+      throw new ORPCError('CONFLICT', { status: 409, message: 'An admin already exists; bootstrap runs only once' });
+    }
+    const chittyId = await createAccountWithRoles(context.env, context.db, { username: input.username, password: input.password, displayName: input.display_name, roles: ['admin'], grantedBy: null });
+    context.audit.actor = chittyId;
+    context.audit.target = chittyId;
+    return accountOut(context.db, chittyId);
+  }),
+
+  create: os.accounts.create.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    // No escalation: a creator can hand out only roles whose permissions it holds itself.
+    for (const role of input.roles) {
+      for (const p of expandRole(role)) await authz.require(p);
+    }
+    const chittyId = await createAccountWithRoles(context.env, context.db, {
+      username: input.username,
+      password: input.password,
+      displayName: input.display_name,
+      roles: input.roles,
+      grantedBy: authz.principal.chittyId,
+    });
+    context.audit.target = chittyId;
+    context.audit.detail = { username: input.username, roles: input.roles };
+    return accountOut(context.db, chittyId);
+  }),
+
+  list: os.accounts.list.handler(async ({ input, context }) => {
+    const rows = await listAccounts(context.db, { limit: input.limit, cursor: input.cursor });
+    const page = rows.slice(0, input.limit);
+    const roles = await listRolesFor(context.db, page.map((r) => r.chitty_id));
+    return {
+      items: page.map((r) => toAccount(r, roles.get(r.chitty_id) ?? [])),
+      next_cursor: rows.length > input.limit ? page.at(-1)!.chitty_id : null,
+    };
+  }),
+
+  me: os.accounts.me.handler(async ({ context }) => {
+    const authz = authzOf(context);
+    const p = authz.principal;
+    const account = await findAccount(context.db, p.chittyId);
+    return {
+      chitty_id: p.chittyId,
+      credential: p.credential,
+      credential_id: p.credentialId,
+      scopes: p.scopes,
+      permissions: effectivePatterns(await authz.grants(), p.scopes),
+      account: account ? toAccount(account, (await listRolesFor(context.db, [p.chittyId])).get(p.chittyId) ?? []) : null,
+    };
+  }),
+
+  get: os.accounts.get.handler(async ({ input, context }) => accountOut(context.db, input.chitty_id)),
+
+  setPassword: os.accounts.setPassword.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const target = await authz.subject(input.chitty_id);
+    const account = await findAccount(context.db, target);
+    if (!account) throw new ORPCError('NOT_FOUND', { status: 404, message: `No account for ${target}` });
+    const self = target === authz.principal.chittyId;
+    if (self && !(input.current_password && (await verifyPassword(input.current_password, account.password_hash)))) {
+      throw new ORPCError('INVALID_CREDENTIALS', { status: 403, message: 'current_password is missing or wrong' });
+    }
+    const now = nowIso();
+    await updateAccountPassword(context.db, target, await hashPassword(input.new_password), now);
+    const ended = await updateSessionsRevokedFor(context.db, target, now, self ? authz.principal.sessionId : null);
+    context.audit.target = target;
+    return { updated: true, sessions_ended: ended };
+  }),
+
+  disable: os.accounts.disable.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    if (input.chitty_id === authz.principal.chittyId) {
+      throw new ORPCError('CONFLICT', { status: 409, message: 'You cannot disable your own account' });
+    }
+    await accountOut(context.db, input.chitty_id);
+    const now = nowIso();
+    await updateIdentityStatus(context.db, input.chitty_id, 'disabled', now);
+    const ended = await updateSessionsRevokedFor(context.db, input.chitty_id, now);
+    context.audit.target = input.chitty_id;
+    context.audit.detail = { sessions_ended: ended };
+    return accountOut(context.db, input.chitty_id);
+  }),
+
+  enable: os.accounts.enable.handler(async ({ input, context }) => {
+    await accountOut(context.db, input.chitty_id);
+    await updateIdentityStatus(context.db, input.chitty_id, 'active', nowIso());
+    context.audit.target = input.chitty_id;
+    return accountOut(context.db, input.chitty_id);
+  }),
+
+  signIn: os.accounts.signIn.handler(async ({ input, context }) => {
+    const { db, env } = context;
+    const account = await findAccountByUsername(db, input.username);
+    context.audit.target = account?.chitty_id ?? null;
+    context.audit.detail = { username: input.username };
+    if (account?.locked_until && account.locked_until > nowIso()) {
+      throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: 'Too many failed sign-ins; try again later' });
+    }
+    // Hash even for unknown usernames so response time does not reveal which exist.
+    const ok = await verifyPassword(input.password, account?.password_hash ?? DUMMY_PASSWORD_HASH);
+    if (!account || !ok || account.status !== 'active') {
+      if (account && !ok) {
+        const failed = account.failed_attempts + 1;
+        await updateAccountFailedAttempts(db, account.chitty_id, failed >= MAX_FAILED_SIGN_INS ? 0 : failed, failed >= MAX_FAILED_SIGN_INS ? isoIn(LOCKOUT_S) : null);
+      }
+      throw new ORPCError('INVALID_CREDENTIALS', { status: 401, message: 'Wrong username or password' });
+    }
+    if (account.failed_attempts > 0) await updateAccountFailedAttempts(db, account.chitty_id, 0, null);
+
+    const ttl = Number(env.SESSION_TIMEOUT ?? 3600) || 3600;
+    const sessionId = newId('ses');
+    const now = nowIso();
+    await insertSession(db, {
+      id: sessionId,
+      chitty_id: account.chitty_id,
+      device_name: input.device_name ?? null,
+      user_agent: context.userAgent?.slice(0, 256) ?? null,
+      ip: context.ip,
+      client: context.door,
+      created_at: now,
+      last_seen_at: now,
+      expires_at: isoIn(ttl),
+      revoked_at: null,
+    });
+    const { token } = await signJwt(env, db, { typ: 'at+jwt', subject: account.chitty_id, audience: env.ISSUER, expiresIn: ttl, claims: { sid: sessionId, scope: '*' } });
+    context.audit.actor = account.chitty_id;
+    context.audit.detail = { username: input.username, session_id: sessionId };
+    return { access_token: token, token_type: 'Bearer' as const, expires_in: ttl, session_id: sessionId, chitty_id: account.chitty_id };
+  }),
+};

@@ -1,0 +1,81 @@
+import { findApiKeyByHash, updateApiKeyLastUsed } from '../api-keys/api-keys.store';
+import { sha256Hex } from '../crypto/hash';
+import type { DB } from '../db/schema';
+import type { Env } from '../env';
+import { verifyJwt } from '../jwt/tokens';
+import { nowIso } from '../lib/time';
+import { findSessionForAuth, updateSessionLastSeen } from '../sessions/sessions.store';
+
+export const API_KEY_PREFIX = 'chitty_';
+/** last_used_at / last_seen_at are written at most this often per credential (no write per request). */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export interface Principal {
+  chittyId: string;
+  credential: 'session' | 'api_key' | 'access_token';
+  credentialId: string;
+  /** What the credential may do, capped again by the principal's grants. */
+  scopes: string[];
+  sessionId: string | null;
+}
+
+export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'expired' | 'revoked' | 'disabled' | 'wrong_audience';
+export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: AuthFailure };
+
+/** Extracts the bearer credential. RFC 6750 §2.1: the scheme is case-insensitive. */
+export function bearerToken(authorization: string | null): string | null | undefined {
+  if (!authorization) return undefined;
+  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)$/i.exec(authorization.trim());
+  return m ? m[1]! : null;
+}
+
+const stale = (at: string | null) => !at || Date.now() - Date.parse(at) > TOUCH_INTERVAL_MS;
+
+/**
+ * Who is calling. `audience` is the resource the credential must have been issued for:
+ * the API (ISSUER) on /v1 and /rpc, the MCP resource on /mcp. API keys are issued here for every door.
+ */
+export async function authenticate(
+  env: Env,
+  db: DB,
+  authorization: string | null,
+  audience: string,
+  waitUntil: (p: Promise<unknown>) => void,
+): Promise<AuthResult> {
+  const token = bearerToken(authorization);
+  if (token === undefined) return { ok: false, reason: 'missing' };
+  if (token === null) return { ok: false, reason: 'malformed' };
+
+  if (token.startsWith(API_KEY_PREFIX)) {
+    const key = await findApiKeyByHash(db, await sha256Hex(token));
+    if (!key) return { ok: false, reason: 'invalid' };
+    if (key.revoked_at) return { ok: false, reason: 'revoked' };
+    if (key.expires_at && key.expires_at <= nowIso()) return { ok: false, reason: 'expired' };
+    if (key.owner_status !== 'active') return { ok: false, reason: 'disabled' };
+    if (stale(key.last_used_at)) waitUntil(updateApiKeyLastUsed(db, key.id, nowIso()));
+    return {
+      ok: true,
+      principal: { chittyId: key.chitty_id, credential: 'api_key', credentialId: key.id, scopes: JSON.parse(key.scopes), sessionId: null },
+    };
+  }
+
+  const verified = await verifyJwt(env, db, token, { audience, typ: 'at+jwt' });
+  if (!verified.ok) {
+    return { ok: false, reason: verified.reason === 'expired' ? 'expired' : verified.reason === 'wrong_audience' ? 'wrong_audience' : 'invalid' };
+  }
+  const claims = verified.claims;
+  const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
+  if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string') return { ok: false, reason: 'invalid' };
+
+  if (typeof claims.sid === 'string') {
+    const session = await findSessionForAuth(db, claims.sid);
+    if (!session || session.chitty_id !== claims.sub) return { ok: false, reason: 'invalid' };
+    if (session.revoked_at) return { ok: false, reason: 'revoked' };
+    if (session.expires_at <= nowIso()) return { ok: false, reason: 'expired' };
+    if (session.owner_status !== 'active') return { ok: false, reason: 'disabled' };
+    if (stale(session.last_seen_at)) waitUntil(updateSessionLastSeen(db, session.id, nowIso()));
+    return { ok: true, principal: { chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id } };
+  }
+  // Access tokens without a session (OAuth grants) are added with the authorization server.
+  return { ok: false, reason: 'invalid' };
+}

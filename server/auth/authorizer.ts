@@ -1,0 +1,52 @@
+import { ORPCError } from '@orpc/server';
+import type { DB, GrantsTable } from '../db/schema';
+import { listGrants } from '../permissions/permissions.store';
+import { grantsAllowing, scopesAllow } from '../permissions/policy';
+import type { Principal } from './authenticate';
+
+export const forbidden = (permission: string) =>
+  new ORPCError('FORBIDDEN', {
+    status: 403,
+    message: `Permission denied: this requires ${permission}`,
+    data: { permission },
+  });
+
+/**
+ * The effective permissions of one authenticated call: the principal's grants intersected with the
+ * scopes of the credential it presented (DESIGN.md "Authorization"). Grants are read once per call.
+ */
+export class Authorizer {
+  #grants: Promise<GrantsTable[]> | undefined;
+
+  constructor(
+    private readonly db: DB,
+    readonly principal: Principal,
+    /** The permission the current procedure declares. */
+    readonly permission: string | null,
+  ) {}
+
+  grants(): Promise<GrantsTable[]> {
+    this.#grants ??= listGrants(this.db, this.principal.chittyId);
+    return this.#grants;
+  }
+
+  async can(permission: string): Promise<boolean> {
+    if (!scopesAllow(this.principal.scopes, permission)) return false;
+    return grantsAllowing(await this.grants(), permission).length > 0;
+  }
+
+  async require(permission: string): Promise<void> {
+    if (!(await this.can(permission))) throw forbidden(permission);
+  }
+
+  /**
+   * The ChittyID a call acts on: the caller's own unless `target` names another, which needs the
+   * `:any` form of the procedure's permission (`api_keys:revoke:any`).
+   */
+  async subject(target: string | null | undefined): Promise<string> {
+    const own = this.principal.chittyId;
+    if (!target || target === own) return own;
+    if (this.permission) await this.require(`${this.permission}:any`);
+    return target;
+  }
+}

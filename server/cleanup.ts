@@ -1,0 +1,30 @@
+import type { DB } from './db/schema';
+import { nowIso } from './lib/time';
+
+/** How long ended rows are kept (for the dashboard and investigations) before deletion. */
+const RETAIN_MS = 30 * 86_400_000;
+
+/**
+ * The scheduled handler: deletes expired and long-ended rows. Audit events are never deleted here
+ * (the chain is the record); retired signing keys go once no token they signed can still be valid.
+ */
+export async function cleanupExpired(db: DB, now = Date.now()) {
+  const at = nowIso(now);
+  const horizon = nowIso(now - RETAIN_MS);
+  const sessions = await db
+    .deleteFrom('sessions')
+    .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
+    .executeTakeFirst();
+  const apiKeys = await db
+    .deleteFrom('api_keys')
+    .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
+    .executeTakeFirst();
+  const grants = await db.deleteFrom('grants').where('expires_at', '<', at).executeTakeFirst();
+  const keys = await db.deleteFrom('signing_keys').where('status', '=', 'retired').where('verify_until', '<', at).executeTakeFirst();
+  return {
+    sessions: Number(sessions.numDeletedRows),
+    api_keys: Number(apiKeys.numDeletedRows),
+    grants: Number(grants.numDeletedRows),
+    signing_keys: Number(keys.numDeletedRows),
+  };
+}

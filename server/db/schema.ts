@@ -1,0 +1,113 @@
+import { Kysely } from 'kysely';
+import { D1Dialect } from 'kysely-d1';
+
+/** Row types of migrations/*.sql. docs/storage.md explains each table. */
+export interface IdentitiesTable {
+  chitty_id: string;
+  type: string;
+  display_name: string | null;
+  status: 'active' | 'disabled';
+  authority: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AccountsTable {
+  chitty_id: string;
+  username: string;
+  password_hash: string;
+  failed_attempts: number;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  chitty_id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  scopes: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk_encrypted: string;
+  status: 'active' | 'retired';
+  created_at: string;
+  retired_at: string | null;
+  verify_until: string | null;
+}
+
+export interface GrantsTable {
+  id: string;
+  chitty_id: string;
+  role: string | null;
+  permission: string | null;
+  granted_by: string;
+  created_at: string;
+  expires_at: string | null;
+}
+
+export interface SessionsTable {
+  id: string;
+  chitty_id: string;
+  device_name: string | null;
+  user_agent: string | null;
+  ip: string | null;
+  client: string | null;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  revoked_at: string | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  door: string;
+  outcome: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface Database {
+  identities: IdentitiesTable;
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  signing_keys: SigningKeysTable;
+  grants: GrantsTable;
+  sessions: SessionsTable;
+  audit_events: AuditEventsTable;
+}
+
+export type DB = Kysely<Database>;
+
+const instances = new WeakMap<D1Database, DB>();
+
+/** One Kysely instance per D1 binding (per isolate). */
+export function getDb(d1: D1Database): DB {
+  let db = instances.get(d1);
+  if (!db) {
+    db = new Kysely<Database>({ dialect: new D1Dialect({ database: d1 }) });
+    instances.set(d1, db);
+  }
+  return db;
+}
+
+/** SQLite constraint failures surface as errors whose message names the constraint. */
+export const isUniqueViolation = (error: unknown): boolean =>
+  error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(`${error.message} ${String((error as { cause?: unknown }).cause ?? '')}`);

@@ -1,0 +1,17 @@
+/** Bindings, vars and secrets of the Worker. See README "Configuration". */
+export interface Env {
+  DB: D1Database;
+  ASSETS?: Fetcher;
+  /** 'development' relaxes cookie and URL rules for plain-http loopback; anything else is production. */
+  ENVIRONMENT?: string;
+  /** The issuer and base URL, e.g. https://auth.example.com (no trailing slash). */
+  ISSUER: string;
+  /** Secret: key material for AES-256-GCM encryption at rest (any high-entropy string, 32+ bytes). */
+  ENCRYPTION_KEY: string;
+  /** Secret: one-time token that allows creating the first admin (accounts.bootstrap). */
+  SETUP_TOKEN?: string;
+  /** Session lifetime in seconds (default 3600). */
+  SESSION_TIMEOUT?: string;
+  /** When set, ChittyIDs are minted and validated by this external authority; local minting is off. */
+  CHITTYID_ENDPOINT?: string;
+}

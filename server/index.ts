@@ -1,0 +1,99 @@
+import openapi from '../generated/openapi.json';
+import { handleMcp, VERSION } from './adapters/mcp';
+import { handleRest } from './adapters/rest';
+import { handleRpc } from './adapters/rpc';
+import type { Door } from './audit/audit.store';
+import { cleanupExpired } from './cleanup';
+import type { RequestContext } from './context';
+import { getDb } from './db/schema';
+import { docsInit, docsPage } from './docs/docs.page';
+import type { Env } from './env';
+import { publicJwks } from './jwt/keys';
+
+/** Requests larger than this are refused before anything parses them. */
+const MAX_BODY_BYTES = 1 << 20;
+
+const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+/** The resource identifier of the MCP endpoint (RFC 8707 / RFC 9728). */
+export const mcpResource = (env: Env) => `${env.ISSUER}/mcp`;
+
+function requestContext(request: Request, env: Env, ctx: ExecutionContext, door: Door, audience: string): RequestContext {
+  return {
+    env,
+    db: getDb(env.DB),
+    door,
+    audience,
+    authorization: request.headers.get('authorization'),
+    ip: request.headers.get('cf-connecting-ip'),
+    userAgent: request.headers.get('user-agent'),
+    waitUntil: (p) => ctx.waitUntil(p.catch((e) => console.error('background task failed', e))),
+  };
+}
+
+/** API responses may carry secrets (API keys, tokens): never cached, never sniffed. */
+function secure(response: Response): Response {
+  const r = new Response(response.body, response);
+  if (!r.headers.has('cache-control')) r.headers.set('cache-control', 'no-store');
+  r.headers.set('x-content-type-options', 'nosniff');
+  r.headers.set('referrer-policy', 'no-referrer');
+  return r;
+}
+
+async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const url = new URL(request.url);
+  const { pathname } = url;
+
+  const length = Number(request.headers.get('content-length') ?? 0);
+  if (length > MAX_BODY_BYTES) return json({ error: 'payload_too_large', message: `Request bodies are limited to ${MAX_BODY_BYTES} bytes` }, 413);
+
+  if (pathname === '/health') {
+    try {
+      await env.DB.prepare('SELECT 1').first();
+      return json({ status: 'ok', version: VERSION, database: 'ok', time: new Date().toISOString() });
+    } catch {
+      return json({ status: 'error', version: VERSION, database: 'unreachable', time: new Date().toISOString() }, 503);
+    }
+  }
+  if (pathname === '/.well-known/jwks.json') {
+    return json(await publicJwks(env, getDb(env.DB)), 200, { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
+  }
+  if (pathname === '/openapi.json') {
+    return json({ ...openapi, servers: [{ url: url.origin }] }, 200, { 'cache-control': 'public, max-age=60', 'access-control-allow-origin': '*' });
+  }
+  if (pathname === '/docs' || pathname === '/docs/') return docsPage();
+  if (pathname === '/docs/init.js') return docsInit();
+
+  if (pathname.startsWith('/v1/')) {
+    return (await handleRest(request, requestContext(request, env, ctx, 'rest', env.ISSUER))) ?? notFound(pathname);
+  }
+  if (pathname.startsWith('/rpc/')) {
+    return (await handleRpc(request, requestContext(request, env, ctx, 'rpc', env.ISSUER))) ?? notFound(pathname);
+  }
+  if (pathname === '/mcp') return handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env)));
+
+  if (env.ASSETS && (request.method === 'GET' || request.method === 'HEAD')) {
+    const asset = await env.ASSETS.fetch(request);
+    if (asset.status !== 404) return asset;
+  }
+  if (pathname === '/') return Response.redirect(`${url.origin}/docs`, 302);
+  return notFound(pathname);
+}
+
+const notFound = (pathname: string) => json({ error: 'not_found', message: `No route for ${pathname}; see /docs` }, 404);
+
+export default {
+  async fetch(request, env, ctx): Promise<Response> {
+    try {
+      return secure(await route(request, env, ctx));
+    } catch (error) {
+      console.error('unhandled error', error);
+      return secure(json({ error: 'internal_error', message: 'Internal server error' }, 500));
+    }
+  },
+
+  async scheduled(_controller, env, ctx): Promise<void> {
+    ctx.waitUntil(cleanupExpired(getDb(env.DB)).then((n) => console.log('cleanup', n)));
+  },
+} satisfies ExportedHandler<Env>;

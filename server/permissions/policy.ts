@@ -1,0 +1,120 @@
+/**
+ * Permission policy, pure: no I/O. Permissions are `domain:resource:action` strings; in a pattern a `*`
+ * segment matches any one segment, and a trailing `*` matches one or more remaining segments.
+ * Acting on another principal's resources needs the `:any` form (`api_keys:revoke:any`).
+ */
+
+export const ROLES: Record<string, readonly string[]> = {
+  admin: ['*'],
+  user: [
+    'identity:ids:read',
+    'accounts:password:write',
+    'api_keys:generate',
+    'api_keys:read',
+    'api_keys:revoke',
+    'api_keys:validate',
+    'jwt:generate',
+    'jwt:validate',
+    'permissions:check',
+    'permissions:read',
+    'sessions:read',
+    'sessions:revoke',
+  ],
+  readonly: [
+    'identity:ids:read',
+    'api_keys:read',
+    'api_keys:validate',
+    'jwt:validate',
+    'jwt:keys:read',
+    'permissions:check',
+    'permissions:read',
+    'sessions:read',
+  ],
+};
+
+const READ_ONLY = ['*:read', '*:*:read', '*:validate', 'permissions:check', 'audit:chain:verify'];
+
+/** Named scopes a token or API key can carry. Any other scope is itself a permission pattern. */
+export const NAMED_SCOPES: Record<string, readonly string[]> = {
+  'mcp:read': READ_ONLY,
+  'mcp:write': ['*'],
+  read: READ_ONLY,
+  write: ['*'],
+  'chittyos:services': ['identity:ids:read', 'api_keys:validate', 'jwt:validate', 'permissions:check'],
+  cross_sync: ['sync:*'],
+};
+
+export function matches(pattern: string, permission: string): boolean {
+  const p = pattern.split(':');
+  const q = permission.split(':');
+  for (let i = 0; i < p.length; i++) {
+    const seg = p[i];
+    if (seg === '*' && i === p.length - 1) return q.length >= p.length;
+    if (i >= q.length) return false;
+    if (seg !== '*' && seg !== q[i]) return false;
+  }
+  return p.length === q.length;
+}
+
+/** Whether pattern `outer` matches every permission pattern `inner` can match (no privilege escalation). */
+export function covers(outer: string, inner: string): boolean {
+  const p = outer.split(':');
+  const q = inner.split(':');
+  for (let i = 0; i < p.length; i++) {
+    const seg = p[i];
+    const innerTrailing = i === q.length - 1 && q[i] === '*';
+    if (seg === '*' && i === p.length - 1) return q.length >= p.length;
+    if (i >= q.length) return false;
+    if (innerTrailing) return false; // inner reaches deeper than outer allows
+    if (seg !== '*' && (q[i] === '*' || seg !== q[i])) return false;
+  }
+  return p.length === q.length;
+}
+
+export const expandScope = (scope: string): readonly string[] => NAMED_SCOPES[scope] ?? [scope];
+
+export const expandRole = (role: string): readonly string[] => ROLES[role] ?? [];
+
+export interface GrantLike {
+  role: string | null;
+  permission: string | null;
+}
+
+export const grantLabel = (g: GrantLike): string => (g.role ? `role:${g.role}` : `permission:${g.permission}`);
+
+export const grantPatterns = (g: GrantLike): readonly string[] => (g.role ? expandRole(g.role) : [g.permission!]);
+
+/** The grants through which `permission` is held (empty: not held). */
+export function grantsAllowing(grants: readonly GrantLike[], permission: string): string[] {
+  return grants.filter((g) => grantPatterns(g).some((p) => matches(p, permission))).map(grantLabel);
+}
+
+export function scopesAllow(scopes: readonly string[], permission: string): boolean {
+  return scopes.some((s) => expandScope(s).some((p) => matches(p, permission)));
+}
+
+/** Every pattern of `requested` (scopes) is covered by some pattern of `held` (scopes). */
+export function scopesCovered(held: readonly string[], requested: readonly string[]): boolean {
+  const heldPatterns = held.flatMap(expandScope);
+  return requested.flatMap(expandScope).every((r) => heldPatterns.some((h) => covers(h, r)));
+}
+
+/** Every pattern a grant would confer is covered by the granter's own grants. */
+export function grantCovered(granterGrants: readonly GrantLike[], grant: GrantLike): boolean {
+  const held = granterGrants.flatMap(grantPatterns);
+  return grantPatterns(grant).every((r) => held.some((h) => covers(h, r)));
+}
+
+/** The permission patterns a credential effectively has: its holder's grants intersected with its scopes. */
+export function effectivePatterns(grants: readonly GrantLike[], scopes: readonly string[]): string[] {
+  const held = grants.flatMap(grantPatterns);
+  const scoped = scopes.flatMap(expandScope);
+  const out = new Set<string>();
+  for (const h of held) {
+    for (const s of scoped) {
+      if (covers(s, h)) out.add(h);
+      else if (covers(h, s)) out.add(s);
+    }
+  }
+  return [...out].sort();
+}

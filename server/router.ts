@@ -1,0 +1,21 @@
+import { accounts } from './accounts/accounts.router';
+import { apiKeys } from './api-keys/api-keys.router';
+import { audit } from './audit/audit.router';
+import { identities } from './identities/identities.router';
+import { jwt } from './jwt/jwt.router';
+import { os } from './orpc';
+import { permissions } from './permissions/permissions.router';
+import { sessions } from './sessions/sessions.router';
+
+/** The implementation of the whole contract; every door serves exactly this. */
+export const router = os.router({
+  identities,
+  accounts,
+  apiKeys,
+  jwt,
+  permissions,
+  sessions,
+  audit,
+});
+
+export type Router = typeof router;

@@ -1,0 +1,47 @@
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Two projects:
+ * - workers: the Worker in workerd with a real local D1 (migrations applied per test file);
+ * - node: generated-artifact drift, OpenAPI validation and end-to-end tests against `wrangler dev`.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest(async () => ({
+            main: './server/index.ts',
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              bindings: {
+                TEST_MIGRATIONS: await readD1Migrations('./migrations'),
+                ISSUER: 'http://chittyauth.test',
+                ENCRYPTION_KEY: 'test-encryption-key-0123456789abcdef0123456789',
+                SETUP_TOKEN: 'test-setup-token',
+                ENVIRONMENT: 'test',
+              },
+            },
+          })),
+        ],
+        test: {
+          name: 'workers',
+          include: ['server/**/*.test.ts', 'test/workers/**/*.test.ts'],
+          setupFiles: ['./test/workers/setup.ts'],
+          testTimeout: 30_000,
+        },
+      },
+      {
+        test: {
+          name: 'node',
+          include: ['test/node/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
