@@ -4,6 +4,7 @@ import { ChittyIdSchema, CursorSchema, LimitSchema, NameSchema, pageOf, RoleSche
 
 export const UsernameSchema = v.pipe(
   v.string(),
+  v.maxLength(64),
   v.regex(/^[a-zA-Z0-9][a-zA-Z0-9._@-]{1,63}$/, 'Invalid username: 2 to 64 characters, letters, digits and . _ @ -'),
 );
 export const PasswordSchema = v.pipe(

@@ -39,6 +39,7 @@ export const mintIdentity = base
       identifier: v.optional(
         v.pipe(
           v.string(),
+          v.maxLength(24),
           v.regex(/^[A-Z0-9]{3,24}$/, 'Invalid identifier: 3 to 24 characters A-Z and 0-9'),
           v.description('Optional identifier part (e.g. USER123); random when omitted'),
         ),

@@ -10,7 +10,7 @@ export const ChittyIdSchema = v.pipe(
   v.description('A ChittyID such as CHITTY-PEO-USER123-K7Q'),
 );
 
-export const TimestampSchema = v.pipe(v.string(), v.isoTimestamp(), v.description('ISO-8601 UTC timestamp'));
+export const TimestampSchema = v.pipe(v.string(), v.maxLength(40), v.isoTimestamp(), v.description('ISO-8601 UTC timestamp'));
 export const NullableTimestampSchema = v.nullable(TimestampSchema);
 
 /** Identifiers we mint: a short prefix, an underscore and 26 base32 characters (time-ordered). */

@@ -1,0 +1,98 @@
+import { env } from 'cloudflare:test';
+import { ADMIN_PASSWORD, rest, type Caller } from './helpers';
+
+/**
+ * One case per contract procedure: how to make a valid input for it (a fresh one per call, so that
+ * each door acts on its own target). The parity and bad-input tests walk the contract and fail for any
+ * procedure that has no case here: a new procedure cannot be left out by accident.
+ */
+export interface Prepared {
+  input: Record<string, unknown>;
+  /** Strings that legitimately differ between calls (a generated username), replaced before comparing. */
+  volatile?: string[];
+}
+
+export type Fixture = (admin: Caller) => Promise<Prepared>;
+
+let n = 0;
+const unique = (prefix: string) => `${prefix}${++n}x${crypto.randomUUID().slice(0, 6)}`;
+
+async function newAccount(admin: Caller) {
+  const username = unique('acct');
+  const res = await rest('POST', '/v1/accounts', { username, password: 'parity password 1' }, admin.token);
+  if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+  return { username, chittyId: res.body.chitty_id as string };
+}
+
+export const fixtures: Record<string, Fixture> = {
+  'identities.mint': async () => ({ input: { type: 'APP', display_name: 'Parity app' } }),
+  'identities.get': async (a) => ({ input: { chitty_id: a.chittyId } }),
+  'identities.validate': async (a) => ({ input: { chitty_id: a.chittyId } }),
+
+  'accounts.bootstrap': async () => ({ input: { setup_token: env.SETUP_TOKEN, username: 'second-admin', password: ADMIN_PASSWORD } }),
+  'accounts.create': async () => {
+    const username = unique('new');
+    return { input: { username, password: 'a long enough password', display_name: 'New Person' }, volatile: [username] };
+  },
+  'accounts.list': async () => ({ input: { limit: 200 } }),
+  'accounts.me': async () => ({ input: {} }),
+  'accounts.get': async (a) => ({ input: { chitty_id: a.chittyId } }),
+  'accounts.setPassword': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    return { input: { chitty_id: chittyId, new_password: 'another long password' }, volatile: [username] };
+  },
+  'accounts.disable': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    return { input: { chitty_id: chittyId }, volatile: [username] };
+  },
+  'accounts.enable': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    await rest('POST', `/v1/accounts/${chittyId}/disable`, {}, a.token);
+    return { input: { chitty_id: chittyId }, volatile: [username] };
+  },
+  'accounts.signIn': async (a) => {
+    const { username } = await newAccount(a);
+    return { input: { username, password: 'parity password 1', device_name: 'Parity laptop' }, volatile: [username] };
+  },
+
+  'apiKeys.create': async () => ({ input: { name: 'parity key', scopes: ['mcp:read'], expires_in: '7d' } }),
+  'apiKeys.validate': async (a) => {
+    const res = await rest('POST', '/v1/api-keys', { name: 'to validate', scopes: ['mcp:read'] }, a.token);
+    return { input: { api_key: res.body.api_key } };
+  },
+  'apiKeys.list': async () => ({ input: { limit: 200 } }),
+  'apiKeys.revoke': async (a) => {
+    const res = await rest('POST', '/v1/api-keys', { name: 'to revoke' }, a.token);
+    return { input: { key_id: res.body.key_id } };
+  },
+
+  'jwt.generate': async () => ({ input: { claims: { role: 'user', permissions: ['read'] }, expires_in: '24h', audience: 'https://app.example' } }),
+  'jwt.validate': async (a) => {
+    const res = await rest('POST', '/v1/jwt', { claims: { role: 'user' }, expires_in: '1h' }, a.token);
+    return { input: { token: res.body.token } };
+  },
+  'jwt.rotateKeys': async () => ({ input: {} }),
+  'jwt.listKeys': async () => ({ input: {} }),
+
+  'permissions.check': async (a) => ({ input: { chitty_id: a.chittyId, permission: 'api_keys:generate' } }),
+  'permissions.grant': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    return { input: { chitty_id: chittyId, permission: 'jwt:validate', expires_in: '1d' }, volatile: [username] };
+  },
+  'permissions.revoke': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    const res = await rest('POST', '/v1/permissions/grants', { chitty_id: chittyId, role: 'readonly' }, a.token);
+    return { input: { grant_id: res.body.grant_id }, volatile: [username] };
+  },
+  'permissions.list': async () => ({ input: {} }),
+  'permissions.roles': async () => ({ input: {} }),
+
+  'sessions.list': async () => ({ input: {} }),
+  'sessions.revoke': async () => {
+    const res = await rest('POST', '/v1/accounts/sign-in', { username: 'admin', password: ADMIN_PASSWORD, device_name: 'Old phone' });
+    return { input: { session_id: res.body.session_id } };
+  },
+
+  'audit.list': async () => ({ input: { action: 'accounts.bootstrap', outcome: 'success', limit: 10 } }),
+  'audit.verify': async () => ({ input: {} }),
+};

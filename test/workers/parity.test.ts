@@ -1,0 +1,94 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { contract } from '../../contract';
+import { buildToolManifest } from '../../contract/mcp-tools';
+import { walkContract } from '../../contract/walk';
+import { DOORS, doorsOf, type Answer } from './doors';
+import { fixtures } from './fixtures';
+import { admin, apiKey, mcp, user, type Caller } from './helpers';
+
+/**
+ * The doors can never disagree: for every procedure in the contract, the same call through the typed
+ * client (/rpc), REST (/v1) and MCP (/mcp) gives the same answer, and the same denial.
+ */
+const entries = walkContract(contract);
+
+const ID = /^(key|ses|grt|evt|kid|jti)_[0-9a-z]{26}$/;
+const JWT = /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+const CHITTY_ID = /^CHITTY-[A-Z]{3}-[A-Z0-9]+-[A-Z0-9]{3}$/;
+
+/** Replaces what legitimately differs between two calls (fresh ids, secrets, times) with placeholders. */
+function normalize(value: unknown, volatile: string[], stable: string[], key = ''): unknown {
+  if (Array.isArray(value)) return value.map((v) => normalize(v, volatile, stable));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, normalize(v, volatile, stable, k)]));
+  }
+  if (typeof value === 'number' && ['iat', 'exp', 'nbf'].includes(key)) return '<epoch>';
+  if (typeof value !== 'string') return value;
+  if (volatile.includes(value)) return '<volatile>';
+  if (stable.includes(value)) return value;
+  const id = ID.exec(value);
+  if (id) return `<${id[1]}>`;
+  if (JWT.test(value)) return '<jwt>';
+  if (ISO.test(value)) return '<time>';
+  if (CHITTY_ID.test(value)) return '<chitty_id>';
+  if (/^chitty_[A-Za-z0-9]+$/.test(value)) return key === 'prefix' ? '<prefix>' : '<api_key>';
+  return value;
+}
+
+let root: Caller;
+let rootKey: string;
+let deniedKey: string;
+
+beforeAll(async () => {
+  root = await admin();
+  // API keys work on all three doors (session tokens are for /v1 and /rpc only).
+  rootKey = await apiKey(root);
+  await mcp('tools/list', {}, rootKey); // sets last_used_at before anything compares it
+  // A credential that holds nothing: a user's key scoped to a permission no procedure requires.
+  const someone = await user(['user']);
+  deniedKey = await apiKey(someone, ['none:none']);
+});
+
+describe('contract parity', () => {
+  it('has a parity case for every procedure in the contract', () => {
+    expect(entries.length).toBeGreaterThanOrEqual(27);
+    expect(entries.map((e) => e.name).filter((name) => !fixtures[name])).toEqual([]);
+  });
+
+  it.each(entries.map((e) => [e.name, e] as const))('%s gives the same answer through every door', async (name, entry) => {
+    const answers: Partial<Record<string, unknown>> = {};
+    const raw: Answer[] = [];
+    for (const door of doorsOf(entry)) {
+      const prepared = await fixtures[name]!(root);
+      const answer = await DOORS[door](entry, prepared.input, rootKey);
+      raw.push(answer);
+      answers[door] = normalize(answer, prepared.volatile ?? [], [root.chittyId]);
+    }
+    // bootstrap is the one procedure whose valid call must fail once an admin exists.
+    if (name === 'accounts.bootstrap') expect(raw.map((a) => (a.ok ? 'ok' : a.code))).toEqual(raw.map(() => 'CONFLICT'));
+    else expect(raw.filter((a) => !a.ok)).toEqual([]);
+    expect(answers.rest).toEqual(answers.client);
+    if (entry.meta.tool) expect(answers.mcp).toEqual(answers.client);
+  });
+
+  const guarded = entries.filter((e) => !e.meta.public);
+  it.each(guarded.map((e) => [e.name, e] as const))('%s denies the same through every door', async (name, entry) => {
+    const prepared = await fixtures[name]!(root);
+    const answers = await Promise.all(doorsOf(entry).map((door) => DOORS[door](entry, prepared.input, deniedKey)));
+    const expected = entry.meta.permission === null ? 'allowed' : 'FORBIDDEN 403';
+    expect(answers.map((a) => (a.ok ? 'allowed' : `${a.code} ${a.status}`))).toEqual(answers.map(() => expected));
+    if (!answers[0]!.ok) {
+      for (const a of answers) expect(a).toMatchObject({ message: `Permission denied: this requires ${entry.meta.permission}` });
+    }
+  });
+
+  it('lists over MCP exactly the tools the caller may call', async () => {
+    const all = buildToolManifest(contract).map(({ tool }) => tool.name).sort();
+    const forRoot = (await mcp('tools/list', {}, rootKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
+    expect(forRoot).toEqual(all);
+    const forDenied = (await mcp('tools/list', {}, deniedKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
+    const open = entries.filter((e) => e.meta.tool && e.meta.permission === null).map((e) => e.meta.tool).sort();
+    expect(forDenied).toEqual(open);
+  });
+});
