@@ -1,5 +1,18 @@
 import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+import accessKey from './test/fixtures/cf-access-key.json' with { type: 'json' };
+
+/**
+ * The third parties a Worker under test may call, answered here instead of on the internet:
+ * Cloudflare Access's team JWKS. Anything else is refused, so no test reaches the network.
+ */
+async function thirdParties(request: Request): Promise<Response> {
+  const url = new URL(request.url);
+  if (url.origin === accessKey.team && url.pathname === '/cdn-cgi/access/certs') {
+    return Response.json({ keys: [accessKey.public] });
+  }
+  return new Response(`no network in tests: ${request.url}`, { status: 502 });
+}
 
 /**
  * Two projects:
@@ -21,7 +34,10 @@ export default defineConfig({
                 ENCRYPTION_KEY: 'test-encryption-key-0123456789abcdef0123456789',
                 SETUP_TOKEN: 'test-setup-token',
                 ENVIRONMENT: 'test',
+                CF_ACCESS_TEAM_DOMAIN: accessKey.team,
+                CF_ACCESS_AUD: accessKey.aud,
               },
+              outboundService: thirdParties,
             },
           })),
         ],

@@ -3,6 +3,7 @@ import { apiKeys } from './api-keys';
 import { audit } from './audit';
 import { identities } from './identities';
 import { jwt } from './jwt';
+import { mcp, oauth, tokens } from './oauth';
 import { permissions } from './permissions';
 import { sessions } from './sessions';
 
@@ -15,6 +16,9 @@ export const contract = {
   permissions,
   sessions,
   audit,
+  oauth,
+  tokens,
+  mcp,
 };
 
 export type Contract = typeof contract;

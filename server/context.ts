@@ -14,7 +14,11 @@ export interface RequestContext {
   authorization: string | null;
   ip: string | null;
   userAgent: string | null;
+  /** The Cloudflare Access assertion header, for portal sign-in. */
+  accessAssertion: string | null;
   waitUntil: (p: Promise<unknown>) => void;
+  /** Set by a door that had to authenticate at the HTTP layer already (/mcp), so the guard does not repeat it. */
+  preauthenticated?: Principal;
 }
 
 /** Set by the procedure for the audit event. */

@@ -14,4 +14,10 @@ export interface Env {
   SESSION_TIMEOUT?: string;
   /** When set, ChittyIDs are minted and validated by this external authority; local minting is off. */
   CHITTYID_ENDPOINT?: string;
+  /** Cloudflare Access team domain, e.g. https://myteam.cloudflareaccess.com (portal sign-in). */
+  CF_ACCESS_TEAM_DOMAIN?: string;
+  /** Cloudflare Access application audience (AUD) tag. */
+  CF_ACCESS_AUD?: string;
+  /** Extra browser origins allowed to call /mcp (space or comma separated). */
+  ALLOWED_ORIGINS?: string;
 }

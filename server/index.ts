@@ -5,9 +5,15 @@ import { handleRpc } from './adapters/rpc';
 import type { Door } from './audit/audit.store';
 import { cleanupExpired } from './cleanup';
 import type { RequestContext } from './context';
-import { getDb } from './db/schema';
+import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
+import { handleAuthorize } from './oauth/authorize';
+import { oauthErrorResponse, OAuthError } from './oauth/errors';
+import { authorizationServerMetadata, mcpResource, protectedResourceMetadata } from './oauth/metadata';
+import { handleRegister } from './oauth/register';
+import { handleIntrospect, handleRevoke } from './oauth/revoke';
+import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
 
 /** Requests larger than this are refused before anything parses them. */
@@ -16,8 +22,38 @@ const MAX_BODY_BYTES = 1 << 20;
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 
-/** The resource identifier of the MCP endpoint (RFC 8707 / RFC 9728). */
-export const mcpResource = (env: Env) => `${env.ISSUER}/mcp`;
+const PUBLIC_JSON = { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' };
+
+const OAUTH_ENDPOINTS: Record<string, (request: Request, env: Env, db: DB) => Promise<Response>> = {
+  '/oauth/authorize': handleAuthorize,
+  '/oauth/token': handleToken,
+  '/oauth/register': handleRegister,
+  '/oauth/revoke': handleRevoke,
+  '/oauth/introspect': handleIntrospect,
+};
+
+/**
+ * The authorization server's endpoints: hand-written handlers (their wire format is fixed by RFCs)
+ * over the same services as the contract. The JSON endpoints allow any origin (no cookies are used
+ * there), so browser-based MCP clients can reach them; /oauth/authorize is a page and gets no CORS.
+ */
+async function handleOAuth(request: Request, env: Env, pathname: string): Promise<Response> {
+  const handler = OAUTH_ENDPOINTS[pathname];
+  if (!handler) return notFound(pathname);
+  const cors: Record<string, string> = pathname === '/oauth/authorize' ? {} : { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'WWW-Authenticate' };
+  if (request.method === 'OPTIONS' && pathname !== '/oauth/authorize') {
+    return new Response(null, { status: 204, headers: { ...cors, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '86400' } });
+  }
+  let response: Response;
+  try {
+    response = await handler(request, env, getDb(env.DB));
+  } catch (error) {
+    if (!(error instanceof OAuthError)) throw error;
+    response = oauthErrorResponse(error);
+  }
+  for (const [k, v] of Object.entries(cors)) response.headers.set(k, v);
+  return response;
+}
 
 function requestContext(request: Request, env: Env, ctx: ExecutionContext, door: Door, audience: string): RequestContext {
   return {
@@ -28,6 +64,7 @@ function requestContext(request: Request, env: Env, ctx: ExecutionContext, door:
     authorization: request.headers.get('authorization'),
     ip: request.headers.get('cf-connecting-ip'),
     userAgent: request.headers.get('user-agent'),
+    accessAssertion: request.headers.get('cf-access-jwt-assertion'),
     waitUntil: (p) => ctx.waitUntil(p.catch((e) => console.error('background task failed', e))),
   };
 }
@@ -56,6 +93,14 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
       return json({ status: 'error', version: VERSION, database: 'unreachable', time: new Date().toISOString() }, 503);
     }
   }
+  if (pathname === '/.well-known/oauth-authorization-server' || pathname === '/.well-known/openid-configuration') {
+    return json(authorizationServerMetadata(env), 200, PUBLIC_JSON);
+  }
+  // RFC 9728 §3.1: the metadata of the resource at /mcp lives at the well-known URI with /mcp appended; the root serves it too.
+  if (pathname === '/.well-known/oauth-protected-resource/mcp' || pathname === '/.well-known/oauth-protected-resource') {
+    return json(protectedResourceMetadata(env, mcpResource(env)), 200, PUBLIC_JSON);
+  }
+  if (pathname.startsWith('/oauth/')) return handleOAuth(request, env, pathname);
   if (pathname === '/.well-known/jwks.json') {
     return json(await publicJwks(env, getDb(env.DB)), 200, { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
   }
@@ -71,7 +116,14 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname.startsWith('/rpc/')) {
     return (await handleRpc(request, requestContext(request, env, ctx, 'rpc', env.ISSUER))) ?? notFound(pathname);
   }
-  if (pathname === '/mcp') return handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env)));
+  if (pathname === '/mcp') {
+    if (request.method === 'OPTIONS') return mcpPreflight();
+    const response = await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env)));
+    response.headers.set('access-control-allow-origin', request.headers.get('origin') ?? '*');
+    response.headers.set('access-control-expose-headers', 'WWW-Authenticate, Mcp-Session-Id');
+    response.headers.set('vary', 'Origin');
+    return response;
+  }
 
   if (env.ASSETS && (request.method === 'GET' || request.method === 'HEAD')) {
     const asset = await env.ASSETS.fetch(request);
@@ -80,6 +132,18 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/') return Response.redirect(`${url.origin}/docs`, 302);
   return notFound(pathname);
 }
+
+/** Browser MCP clients (e.g. MCP Inspector) preflight; origins are checked on the request itself. */
+const mcpPreflight = () =>
+  new Response(null, {
+    status: 204,
+    headers: {
+      'access-control-allow-origin': '*',
+      'access-control-allow-methods': 'POST, GET, DELETE',
+      'access-control-allow-headers': 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id',
+      'access-control-max-age': '86400',
+    },
+  });
 
 const notFound = (pathname: string) => json({ error: 'not_found', message: `No route for ${pathname}; see /docs` }, 404);
 

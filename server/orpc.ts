@@ -39,7 +39,9 @@ const guard = pub.middleware(async ({ context, next, path, procedure }) => {
   try {
     let authz: Authorizer | null = null;
     if (!meta.public) {
-      const result = await authenticate(context.env, context.db, context.authorization, context.audience, context.waitUntil);
+      const result = context.preauthenticated
+        ? ({ ok: true, principal: context.preauthenticated } as const)
+        : await authenticate(context.env, context.db, context.authorization, context.audience, context.waitUntil);
       if (!result.ok) {
         throw new ORPCError('UNAUTHORIZED', { status: 401, message: UNAUTHORIZED_MESSAGES[result.reason], data: { reason: result.reason } });
       }

@@ -3,6 +3,7 @@ import { apiKeys } from './api-keys/api-keys.router';
 import { audit } from './audit/audit.router';
 import { identities } from './identities/identities.router';
 import { jwt } from './jwt/jwt.router';
+import { mcp, oauth, tokens } from './oauth/oauth.router';
 import { os } from './orpc';
 import { permissions } from './permissions/permissions.router';
 import { sessions } from './sessions/sessions.router';
@@ -16,6 +17,9 @@ export const router = os.router({
   permissions,
   sessions,
   audit,
+  oauth,
+  tokens,
+  mcp,
 });
 
 export type Router = typeof router;

@@ -1,30 +1,26 @@
 import { ORPCError } from '@orpc/server';
-import { hashPassword, verifyPassword, DUMMY_PASSWORD_HASH } from '../crypto/password';
 import { timingSafeEqualStrings } from '../crypto/hash';
+import { hashPassword, verifyPassword } from '../crypto/password';
 import { isUniqueViolation, type DB } from '../db/schema';
 import type { Env } from '../env';
 import { mintIdentity } from '../identities/authority';
 import { updateIdentityStatus } from '../identities/identities.store';
-import { signJwt } from '../jwt/tokens';
 import { newId } from '../lib/ids';
-import { isoIn, nowIso } from '../lib/time';
+import { nowIso } from '../lib/time';
 import { authzOf, os } from '../orpc';
 import { findAnyAdminGrant, insertGrant } from '../permissions/permissions.store';
 import { effectivePatterns, expandRole } from '../permissions/policy';
-import { insertSession, updateSessionsRevokedFor } from '../sessions/sessions.store';
+import { updateSessionsRevokedFor } from '../sessions/sessions.store';
 import {
   findAccount,
   findAccountByUsername,
   insertAccount,
   listAccounts,
   listRolesFor,
-  updateAccountFailedAttempts,
   updateAccountPassword,
   type AccountRow,
 } from './accounts.store';
-
-const MAX_FAILED_SIGN_INS = 10;
-const LOCKOUT_S = 15 * 60;
+import { signInWithPassword } from './sign-in';
 
 const toAccount = (row: AccountRow, roles: string[]) => ({
   chitty_id: row.chitty_id,
@@ -42,7 +38,7 @@ async function accountOut(db: DB, chittyId: string) {
 }
 
 /** Mints a person ChittyID, stores the account and grants its roles. */
-async function createAccountWithRoles(env: Env, db: DB, o: { username: string; password: string; displayName?: string; roles: string[]; grantedBy: string | null }) {
+export async function createAccountWithRoles(env: Env, db: DB, o: { username: string; password: string; displayName?: string; roles: string[]; grantedBy: string | null }) {
   if (await findAccountByUsername(db, o.username)) {
     throw new ORPCError('CONFLICT', { status: 409, message: `The username ${o.username} is taken` });
   }
@@ -160,42 +156,22 @@ export const accounts = {
   }),
 
   signIn: os.accounts.signIn.handler(async ({ input, context }) => {
-    const { db, env } = context;
-    const account = await findAccountByUsername(db, input.username);
-    context.audit.target = account?.chitty_id ?? null;
     context.audit.detail = { username: input.username };
-    if (account?.locked_until && account.locked_until > nowIso()) {
-      throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: 'Too many failed sign-ins; try again later' });
-    }
-    // Hash even for unknown usernames so response time does not reveal which exist.
-    const ok = await verifyPassword(input.password, account?.password_hash ?? DUMMY_PASSWORD_HASH);
-    if (!account || !ok || account.status !== 'active') {
-      if (account && !ok) {
-        const failed = account.failed_attempts + 1;
-        await updateAccountFailedAttempts(db, account.chitty_id, failed >= MAX_FAILED_SIGN_INS ? 0 : failed, failed >= MAX_FAILED_SIGN_INS ? isoIn(LOCKOUT_S) : null);
-      }
-      throw new ORPCError('INVALID_CREDENTIALS', { status: 401, message: 'Wrong username or password' });
-    }
-    if (account.failed_attempts > 0) await updateAccountFailedAttempts(db, account.chitty_id, 0, null);
-
-    const ttl = Number(env.SESSION_TIMEOUT ?? 3600) || 3600;
-    const sessionId = newId('ses');
-    const now = nowIso();
-    await insertSession(db, {
-      id: sessionId,
-      chitty_id: account.chitty_id,
-      device_name: input.device_name ?? null,
-      user_agent: context.userAgent?.slice(0, 256) ?? null,
+    const result = await signInWithPassword(context.env, context.db, {
+      username: input.username,
+      password: input.password,
+      deviceName: input.device_name,
+      userAgent: context.userAgent,
       ip: context.ip,
       client: context.door,
-      created_at: now,
-      last_seen_at: now,
-      expires_at: isoIn(ttl),
-      revoked_at: null,
     });
-    const { token } = await signJwt(env, db, { typ: 'at+jwt', subject: account.chitty_id, audience: env.ISSUER, expiresIn: ttl, claims: { sid: sessionId, scope: '*' } });
-    context.audit.actor = account.chitty_id;
-    context.audit.detail = { username: input.username, session_id: sessionId };
-    return { access_token: token, token_type: 'Bearer' as const, expires_in: ttl, session_id: sessionId, chitty_id: account.chitty_id };
+    context.audit.target = result.chittyId;
+    if (!result.ok) {
+      if (result.reason === 'locked') throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: 'Too many failed sign-ins; try again later' });
+      throw new ORPCError('INVALID_CREDENTIALS', { status: 401, message: 'Wrong username or password' });
+    }
+    context.audit.actor = result.chittyId;
+    context.audit.detail = { username: input.username, session_id: result.sessionId };
+    return { access_token: result.token, token_type: 'Bearer' as const, expires_in: result.expiresIn, session_id: result.sessionId, chitty_id: result.chittyId };
   }),
 };

@@ -5,6 +5,8 @@ import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, typ
 import { contract } from '../../contract';
 import { buildToolManifest } from '../../contract/mcp-tools';
 import { authenticate } from '../auth/authenticate';
+import { challengeResponse, originAllowed, scopeFor } from '../oauth/challenge';
+import { scopesAllow } from '../permissions/policy';
 import { Authorizer } from '../auth/authorizer';
 import type { RequestContext } from '../context';
 import { router } from '../router';
@@ -57,7 +59,8 @@ function mcpServer(context: RequestContext, authz: Authorizer): Server {
     const found = tools().find(({ tool }) => tool.name === request.params.name);
     if (!found) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
     try {
-      const output = await call(procedureAt(found.entry.path), request.params.arguments ?? {}, { context });
+      // `path` names the procedure for the guard (the audit event's action), as the REST and RPC routers do.
+      const output = await call(procedureAt(found.entry.path), request.params.arguments ?? {}, { context, path: found.entry.path });
       return { content: [{ type: 'text', text: JSON.stringify(output) }], structuredContent: output as Record<string, unknown> };
     } catch (error) {
       return toolError(error);
@@ -67,6 +70,13 @@ function mcpServer(context: RequestContext, authz: Authorizer): Server {
 }
 
 export async function handleMcp(request: Request, context: RequestContext): Promise<Response> {
+  const { env } = context;
+  if (!originAllowed(env, request.headers.get('origin'))) {
+    return new Response(JSON.stringify({ error: 'forbidden_origin', message: 'Requests from this Origin are not allowed (DNS rebinding protection)' }), { status: 403, headers: { 'content-type': 'application/json' } });
+  }
+  // OAuth 2.1 §5.1.1 forbids access tokens in the query string.
+  const url = new URL(request.url);
+  if (url.searchParams.has('access_token')) return challengeResponse(env, 400, { error: 'invalid_request', description: 'tokens in the query string are refused' }, 'Send the token in the Authorization header, never in the URL');
   if (request.method !== 'POST') {
     // Stateless: no server-initiated stream (GET) and no session to delete.
     return new Response(JSON.stringify({ error: 'method_not_allowed', message: 'This MCP endpoint is stateless: POST JSON-RPC messages' }), {
@@ -74,17 +84,36 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
       headers: { allow: 'POST', 'content-type': 'application/json' },
     });
   }
-  // MCP authorization: a request without a valid credential is an HTTP 401 (RFC 6750 §3), before any JSON-RPC.
-  const auth = await authenticate(context.env, context.db, context.authorization, context.audience, context.waitUntil);
+  // MCP authorization: without a valid token, an HTTP 401 pointing at the protected resource metadata (RFC 9728 §5.1).
+  const auth = await authenticate(env, context.db, context.authorization, context.audience, context.waitUntil);
   if (!auth.ok) {
-    const error = auth.reason === 'missing' ? '' : `, error="invalid_token", error_description="${auth.reason.replace('_', ' ')}"`;
-    return new Response(JSON.stringify({ error: auth.reason === 'missing' ? 'unauthorized' : 'invalid_token', message: `Authentication failed: ${auth.reason}` }), {
-      status: 401,
-      headers: { 'content-type': 'application/json', 'www-authenticate': `Bearer realm="chittyauth"${error}` },
-    });
+    if (auth.reason === 'missing') return challengeResponse(env, 401, {}, 'Authentication required: send Authorization: Bearer <token>');
+    return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}` }, `Invalid token: ${auth.reason}`);
   }
   const authz = new Authorizer(context.db, auth.principal, null);
+  const body = await request.clone().json().catch(() => null);
+  const stepUp = await insufficientScope(body, authz);
+  if (stepUp) return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
+
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-  await mcpServer(context, authz).connect(transport);
+  await mcpServer({ ...context, preauthenticated: auth.principal }, authz).connect(transport);
   return transport.handleRequest(request);
+}
+
+/**
+ * A tools/call the caller's grants allow but its token's scopes do not is an HTTP 403 insufficient_scope
+ * challenge, so the client can step up (MCP "Scope Challenge Handling"). Missing grants stay a tool error.
+ */
+async function insufficientScope(body: unknown, authz: Authorizer): Promise<string | null> {
+  const messages = Array.isArray(body) ? body : [body];
+  for (const m of messages) {
+    if (!m || typeof m !== 'object' || (m as { method?: unknown }).method !== 'tools/call') continue;
+    const name = (m as { params?: { name?: unknown } }).params?.name;
+    const found = tools().find(({ tool }) => tool.name === name);
+    const permission = found?.entry.meta.permission;
+    if (!found || found.entry.meta.public || !permission) continue;
+    if (scopesAllow(authz.principal.scopes, permission)) continue;
+    if (await authz.heldByGrants(permission)) return scopeFor(permission, (s, p) => scopesAllow([s], p));
+  }
+  return null;
 }

@@ -2,7 +2,9 @@ import { findApiKeyByHash, updateApiKeyLastUsed } from '../api-keys/api-keys.sto
 import { sha256Hex } from '../crypto/hash';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
+import { findIdentity } from '../identities/identities.store';
 import { verifyJwt } from '../jwt/tokens';
+import { grantIsLive } from '../oauth/grants';
 import { nowIso } from '../lib/time';
 import { findSessionForAuth, updateSessionLastSeen } from '../sessions/sessions.store';
 
@@ -17,6 +19,8 @@ export interface Principal {
   /** What the credential may do, capped again by the principal's grants. */
   scopes: string[];
   sessionId: string | null;
+  /** The OAuth client an access token was issued to. */
+  clientId?: string;
 }
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'expired' | 'revoked' | 'disabled' | 'wrong_audience';
@@ -76,6 +80,12 @@ export async function authenticate(
     if (stale(session.last_seen_at)) waitUntil(updateSessionLastSeen(db, session.id, nowIso()));
     return { ok: true, principal: { chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id } };
   }
-  // Access tokens without a session (OAuth grants) are added with the authorization server.
+  if (typeof claims.gid === 'string' && typeof claims.client_id === 'string') {
+    // OAuth access token (RFC 9068): local signature check, then the grant's revocation state (cached).
+    if (!(await grantIsLive(db, claims.gid))) return { ok: false, reason: 'revoked' };
+    const owner = await findIdentity(db, claims.sub);
+    if (!owner || owner.status !== 'active') return { ok: false, reason: 'disabled' };
+    return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id } };
+  }
   return { ok: false, reason: 'invalid' };
 }

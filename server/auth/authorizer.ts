@@ -35,6 +35,11 @@ export class Authorizer {
     return grantsAllowing(await this.grants(), permission).length > 0;
   }
 
+  /** Held through grants alone, whatever the credential's scopes (for step-up challenges). */
+  async heldByGrants(permission: string): Promise<boolean> {
+    return grantsAllowing(await this.grants(), permission).length > 0;
+  }
+
   async require(permission: string): Promise<void> {
     if (!(await this.can(permission))) throw forbidden(permission);
   }

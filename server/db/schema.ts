@@ -84,7 +84,7 @@ export interface AuditEventsTable {
   hash: string;
 }
 
-export interface Database {
+export interface Database extends OAuthDatabase {
   identities: IdentitiesTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -111,3 +111,72 @@ export function getDb(d1: D1Database): DB {
 /** SQLite constraint failures surface as errors whose message names the constraint. */
 export const isUniqueViolation = (error: unknown): boolean =>
   error instanceof Error && /UNIQUE constraint failed|PRIMARY KEY/i.test(`${error.message} ${String((error as { cause?: unknown }).cause ?? '')}`);
+
+export interface OAuthClientsTable {
+  client_id: string;
+  kind: 'preregistered' | 'dynamic' | 'metadata_document';
+  client_secret_hash: string | null;
+  client_name: string;
+  redirect_uris: string;
+  grant_types: string;
+  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
+  scope: string | null;
+  client_uri: string | null;
+  logo_uri: string | null;
+  chitty_id: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+}
+
+export interface OAuthGrantsTable {
+  id: string;
+  client_id: string;
+  chitty_id: string | null;
+  scope: string;
+  resource: string;
+  refresh_hash: string | null;
+  previous_refresh_hash: string | null;
+  next_refresh_encrypted: string | null;
+  rotated_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string;
+  revoked_at: string | null;
+  revoked_reason: string | null;
+}
+
+export interface OAuthCodesTable {
+  code_hash: string;
+  grant_id: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface OAuthConsentsTable {
+  chitty_id: string;
+  client_id: string;
+  resource: string;
+  scope: string;
+  created_at: string;
+}
+
+export interface RateLimitsTable {
+  key: string;
+  count: number;
+  window_ends: string;
+}
+
+export interface OAuthDatabase {
+  oauth_clients: OAuthClientsTable;
+  oauth_grants: OAuthGrantsTable;
+  oauth_codes: OAuthCodesTable;
+  oauth_consents: OAuthConsentsTable;
+  rate_limits: RateLimitsTable;
+}

@@ -10,6 +10,7 @@ export function docsPage(): Response {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>ChittyAuth API reference</title>
+  <link rel="icon" href="data:,">
 </head>
 <body>
   <div id="app"></div>

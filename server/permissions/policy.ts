@@ -19,6 +19,10 @@ export const ROLES: Record<string, readonly string[]> = {
     'permissions:read',
     'sessions:read',
     'sessions:revoke',
+    'oauth:grants:read',
+    'oauth:grants:revoke',
+    'oauth:linked_apps:create',
+    'tokens:validate',
   ],
   readonly: [
     'identity:ids:read',
@@ -29,6 +33,9 @@ export const ROLES: Record<string, readonly string[]> = {
     'permissions:check',
     'permissions:read',
     'sessions:read',
+    'oauth:clients:read',
+    'oauth:grants:read',
+    'tokens:validate',
   ],
 };
 
@@ -40,7 +47,7 @@ export const NAMED_SCOPES: Record<string, readonly string[]> = {
   'mcp:write': ['*'],
   read: READ_ONLY,
   write: ['*'],
-  'chittyos:services': ['identity:ids:read', 'api_keys:validate', 'jwt:validate', 'permissions:check'],
+  'chittyos:services': ['identity:ids:read', 'api_keys:validate', 'jwt:validate', 'tokens:validate', 'permissions:check', 'permissions:check:any'],
   cross_sync: ['sync:*'],
 };
 

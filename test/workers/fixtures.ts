@@ -1,5 +1,7 @@
 import { env } from 'cloudflare:test';
+import { accessAssertion } from './access';
 import { ADMIN_PASSWORD, rest, type Caller } from './helpers';
+import { authorizeAsBrowser, MCP_RESOURCE, REDIRECT, fullFlow } from './oauth-helpers';
 
 /**
  * One case per contract procedure: how to make a valid input for it (a fresh one per call, so that
@@ -22,6 +24,12 @@ async function newAccount(admin: Caller) {
   const res = await rest('POST', '/v1/accounts', { username, password: 'parity password 1' }, admin.token);
   if (res.status !== 201) throw new Error(JSON.stringify(res.body));
   return { username, chittyId: res.body.chitty_id as string };
+}
+
+async function newClient(admin: Caller, extra: Record<string, unknown> = {}) {
+  const res = await rest('POST', '/v1/oauth/clients', { client_name: 'Parity client', redirect_uris: ['https://app.example/callback', REDIRECT], ...extra }, admin.token);
+  if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+  return res.body as { client_id: string; client_secret: string | null };
 }
 
 export const fixtures: Record<string, Fixture> = {
@@ -95,4 +103,25 @@ export const fixtures: Record<string, Fixture> = {
 
   'audit.list': async () => ({ input: { action: 'accounts.bootstrap', outcome: 'success', limit: 10 } }),
   'audit.verify': async () => ({ input: {} }),
+
+  'oauth.clients.register': async () => ({ input: { client_name: 'Parity client', redirect_uris: ['https://app.example/callback'], scopes: ['mcp:read'] } }),
+  'oauth.clients.list': async () => ({ input: { kind: 'preregistered' } }),
+  'oauth.clients.get': async (a) => ({ input: { client_id: (await newClient(a)).client_id } }),
+  'oauth.clients.update': async (a) => ({ input: { client_id: (await newClient(a)).client_id, client_name: 'Renamed client', rotate_secret: true } }),
+  'oauth.clients.delete': async (a) => ({ input: { client_id: (await newClient(a)).client_id } }),
+  'oauth.grants.list': async () => ({ input: {} }),
+  'oauth.grants.revoke': async () => {
+    await fullFlow();
+    const row = await env.DB.prepare('SELECT id FROM oauth_grants ORDER BY id DESC LIMIT 1').first<{ id: string }>();
+    return { input: { grant_id: row!.id } };
+  },
+  'tokens.validate': async (a) => ({ input: { token: (await rest('POST', '/v1/api-keys', { name: 'to validate', scopes: ['mcp:read'] }, a.token)).body.api_key } }),
+  'mcp.validate': async (a) => ({ input: { token: (await rest('POST', '/v1/api-keys', { name: 'to validate', scopes: ['mcp:read'] }, a.token)).body.api_key } }),
+  'mcp.linkedAppOAuth': async (a) => ({ input: { client_id: (await newClient(a)).client_id, redirect_uri: 'https://app.example/callback', scopes: ['mcp:read'] } }),
+  'mcp.linkedAppToken': async (a) => {
+    const client = await newClient(a, { token_endpoint_auth_method: 'none' });
+    const flow = await authorizeAsBrowser({ clientId: client.client_id, scope: 'mcp:read' });
+    return { input: { grant_type: 'authorization_code', client_id: client.client_id, code: flow.code!, code_verifier: flow.verifier, redirect_uri: REDIRECT, resource: MCP_RESOURCE } };
+  },
+  'mcp.portalAuthenticate': async () => ({ input: { assertion: await accessAssertion('portal.user@example.com') } }),
 };

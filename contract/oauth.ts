@@ -1,0 +1,238 @@
+import * as v from 'valibot';
+import { base, CONFLICT, NOT_FOUND } from './base';
+import { ChittyIdSchema, NullableTimestampSchema, TimestampSchema } from './schemas';
+
+const UrlSchema = v.pipe(v.string(), v.maxLength(512), v.url('Invalid URL'));
+const OAuthScopeSchema = v.picklist(['mcp:read', 'mcp:write', 'chittyos:services', 'cross_sync'], 'Invalid scope: expected mcp:read, mcp:write, chittyos:services or cross_sync');
+const ClientIdSchema = v.pipe(v.string(), v.minLength(3), v.maxLength(512));
+
+export const OAuthClientSchema = v.object({
+  client_id: v.string(),
+  kind: v.picklist(['preregistered', 'dynamic', 'metadata_document']),
+  client_name: v.string(),
+  redirect_uris: v.array(v.string()),
+  grant_types: v.array(v.string()),
+  token_endpoint_auth_method: v.string(),
+  scopes: v.nullable(v.array(v.string())),
+  client_uri: v.nullable(v.string()),
+  chitty_id: v.pipe(v.nullable(v.string()), v.description('The client’s own ChittyID, used for client_credentials')),
+  created_at: TimestampSchema,
+  last_used_at: NullableTimestampSchema,
+});
+
+const AuthMethodSchema = v.picklist(['none', 'client_secret_basic', 'client_secret_post'], 'Invalid token_endpoint_auth_method');
+const GrantTypeSchema = v.picklist(['authorization_code', 'refresh_token', 'client_credentials'], 'Invalid grant type');
+
+export const registerOAuthClient = base
+  .route({
+    method: 'POST',
+    path: '/oauth/clients',
+    successStatus: 201,
+    tags: ['OAuth'],
+    summary: 'Pre-register an OAuth client',
+    description:
+      'Registers an OAuth client ahead of time, with a chosen client_id (e.g. chittymcp-universal-server). Confidential clients get a secret, shown once; clients allowed client_credentials get a ChittyID of their own.',
+  })
+  .meta({ tool: 'register_oauth_client', permission: 'oauth:clients:write', audit: true })
+  .errors({ CONFLICT })
+  .input(
+    v.strictObject({
+      client_id: v.optional(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9._-]{2,63}$/, 'Invalid client_id: 3 to 64 characters a-z 0-9 . _ -'), v.maxLength(64))),
+      client_name: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
+      redirect_uris: v.pipe(v.array(UrlSchema), v.maxLength(10)),
+      scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
+      token_endpoint_auth_method: v.optional(AuthMethodSchema, 'client_secret_basic'),
+      grant_types: v.optional(v.pipe(v.array(GrantTypeSchema), v.minLength(1), v.maxLength(3)), ['authorization_code', 'refresh_token']),
+      client_uri: v.optional(UrlSchema),
+    }),
+  )
+  .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.pipe(v.string(), v.description('Shown once'))) }));
+
+export const listOAuthClients = base
+  .route({ method: 'GET', path: '/oauth/clients', tags: ['OAuth'], summary: 'List OAuth clients', description: 'Pre-registered and dynamically registered clients.' })
+  .meta({ tool: 'list_oauth_clients', permission: 'oauth:clients:read', readOnly: true })
+  .input(v.strictObject({ kind: v.optional(v.picklist(['preregistered', 'dynamic'])) }))
+  .output(v.object({ items: v.array(OAuthClientSchema) }));
+
+export const getOAuthClient = base
+  .route({ method: 'GET', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Get an OAuth client' })
+  .meta({ tool: 'get_oauth_client', permission: 'oauth:clients:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ client_id: ClientIdSchema }))
+  .output(OAuthClientSchema);
+
+export const updateOAuthClient = base
+  .route({ method: 'PATCH', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Update an OAuth client', description: 'Changes a registered client; `rotate_secret` issues a new secret (shown once) and invalidates the old one.' })
+  .meta({ tool: 'update_oauth_client', permission: 'oauth:clients:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(
+    v.strictObject({
+      client_id: ClientIdSchema,
+      client_name: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(100))),
+      redirect_uris: v.optional(v.pipe(v.array(UrlSchema), v.minLength(1), v.maxLength(10))),
+      scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
+      rotate_secret: v.optional(v.boolean(), false),
+    }),
+  )
+  .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.string()) }));
+
+export const deleteOAuthClient = base
+  .route({ method: 'DELETE', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Delete an OAuth client', description: 'Deletes a client and revokes every grant and token issued to it.' })
+  .meta({ tool: 'delete_oauth_client', permission: 'oauth:clients:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ client_id: ClientIdSchema }))
+  .output(v.object({ deleted: v.boolean(), grants_revoked: v.number() }));
+
+export const OAuthGrantSchema = v.object({
+  grant_id: v.string(),
+  client_id: v.string(),
+  client_name: v.nullable(v.string()),
+  chitty_id: v.nullable(v.string()),
+  scope: v.string(),
+  resource: v.string(),
+  created_at: TimestampSchema,
+  last_used_at: NullableTimestampSchema,
+  expires_at: TimestampSchema,
+  revoked_at: NullableTimestampSchema,
+});
+
+export const listOAuthGrants = base
+  .route({ method: 'GET', path: '/oauth/grants', tags: ['OAuth'], summary: 'List OAuth grants', description: 'The applications a ChittyID (default: the caller) has authorized: client, scopes, resource, when, last used.' })
+  .meta({ tool: 'list_oauth_grants', permission: 'oauth:grants:read', readOnly: true })
+  .input(v.strictObject({ chitty_id: v.optional(ChittyIdSchema), include_revoked: v.optional(v.boolean(), false) }))
+  .output(v.object({ items: v.array(OAuthGrantSchema) }));
+
+export const revokeOAuthGrant = base
+  .route({ method: 'DELETE', path: '/oauth/grants/{grant_id}', tags: ['OAuth'], summary: 'Revoke an OAuth grant', description: 'Revokes an authorization: its refresh and access tokens stop working, and the remembered consent is forgotten.' })
+  .meta({ tool: 'revoke_oauth_grant', permission: 'oauth:grants:revoke', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ grant_id: v.pipe(v.string(), v.maxLength(64), v.regex(/^gnt_[0-9a-z]{26}$/, 'Invalid id: expected gnt_…')) }))
+  .output(OAuthGrantSchema);
+
+const TokenInfoSchema = v.object({
+  active: v.boolean(),
+  token_type: v.nullable(v.picklist(['api_key', 'session', 'access_token', 'refresh_token', 'jwt'])),
+  sub: v.nullable(v.string()),
+  client_id: v.nullable(v.string()),
+  scope: v.nullable(v.string()),
+  aud: v.nullable(v.union([v.string(), v.array(v.string())])),
+  exp: v.nullable(v.number()),
+  reason: v.nullable(v.string()),
+});
+
+const TokenInputSchema = v.strictObject({ token: v.pipe(v.string(), v.minLength(1), v.maxLength(8192)) });
+
+export const validateToken = base
+  .route({
+    method: 'POST',
+    path: '/tokens/validate',
+    tags: ['Tokens'],
+    summary: 'Validate any token',
+    description: 'Tells whether a token issued here is active (API key, sign-in token, OAuth access or refresh token, generated JWT), whose it is and what it allows, as RFC 7662 introspection would.',
+  })
+  .meta({ tool: 'validate_token', permission: 'tokens:validate', readOnly: true })
+  .input(TokenInputSchema)
+  .output(TokenInfoSchema);
+
+export const validateMcpToken = base
+  .route({
+    method: 'POST',
+    path: '/mcp/validate',
+    tags: ['Tokens'],
+    summary: 'Validate an MCP token',
+    description: 'Tells whether a token is valid for this MCP server (portal and linked-app tokens): an API key, or an access token whose audience is the MCP resource.',
+  })
+  .meta({ tool: 'validate_mcp_token', permission: 'tokens:validate', readOnly: true })
+  .input(TokenInputSchema)
+  .output(TokenInfoSchema);
+
+export const createLinkedAppOAuth = base
+  .route({
+    method: 'POST',
+    path: '/mcp/linked-app/oauth',
+    tags: ['OAuth'],
+    summary: 'Start a linked-app authorization',
+    description:
+      'Builds the authorization URL for a linked app (a registered OAuth client) with PKCE: returns the URL to open, the state and the code_verifier to keep for exchange_oauth_tokens.',
+  })
+  .meta({ tool: 'create_linked_app_oauth', permission: 'oauth:linked_apps:create' })
+  .errors({ NOT_FOUND })
+  .input(
+    v.strictObject({
+      client_id: ClientIdSchema,
+      redirect_uri: UrlSchema,
+      scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
+      resource: v.optional(UrlSchema),
+    }),
+  )
+  .output(v.object({ authorization_url: v.string(), state: v.string(), code_verifier: v.string(), code_challenge: v.string(), code_challenge_method: v.literal('S256'), resource: v.string() }));
+
+export const exchangeOAuthTokens = base
+  .route({
+    method: 'POST',
+    path: '/mcp/linked-app/token',
+    tags: ['OAuth'],
+    summary: 'Exchange a code or refresh token',
+    description: 'Runs the token endpoint for a linked app: an authorization code with its code_verifier, or a refresh token. Confidential clients give their client_secret.',
+  })
+  .meta({ tool: 'exchange_oauth_tokens', permission: 'oauth:linked_apps:create', audit: true })
+  .errors({ OAUTH_ERROR: { status: 400, message: 'The token request was refused', data: v.object({ error: v.string(), error_description: v.string() }) } })
+  .input(
+    v.strictObject({
+      grant_type: v.picklist(['authorization_code', 'refresh_token']),
+      client_id: ClientIdSchema,
+      client_secret: v.optional(v.pipe(v.string(), v.maxLength(256))),
+      code: v.optional(v.pipe(v.string(), v.maxLength(256))),
+      code_verifier: v.optional(v.pipe(v.string(), v.maxLength(128))),
+      redirect_uri: v.optional(UrlSchema),
+      refresh_token: v.optional(v.pipe(v.string(), v.maxLength(256))),
+      resource: v.optional(UrlSchema),
+      scope: v.optional(v.pipe(v.string(), v.maxLength(256))),
+    }),
+  )
+  .output(
+    v.object({
+      access_token: v.string(),
+      token_type: v.literal('Bearer'),
+      expires_in: v.number(),
+      scope: v.string(),
+      refresh_token: v.nullable(v.string()),
+    }),
+  );
+
+export const portalAuthenticate = base
+  .route({
+    method: 'POST',
+    path: '/mcp/portal/authenticate',
+    tags: ['OAuth'],
+    summary: 'Portal sign-in with Cloudflare Access',
+    description:
+      'Verifies a Cloudflare Access JWT (the Cf-Access-Jwt-Assertion header, or `assertion`) against the team’s JWKS and audience tag and returns a portal token for the user’s ChittyID. New users get an account with the user role.',
+  })
+  .meta({ tool: 'mcp_portal_authenticate', permission: null, public: true, audit: true })
+  .errors({ INVALID_ASSERTION: { status: 401, message: 'The Cloudflare Access assertion is missing or invalid' }, NOT_CONFIGURED: { status: 503, message: 'Cloudflare Access is not configured' } })
+  .input(v.optional(v.strictObject({ assertion: v.optional(v.pipe(v.string(), v.maxLength(8192))) }), {}))
+  .output(v.object({ access_token: v.string(), token_type: v.literal('Bearer'), expires_in: v.number(), session_id: v.string(), chitty_id: v.string(), email: v.string() }));
+
+export const oauth = {
+  clients: {
+    register: registerOAuthClient,
+    list: listOAuthClients,
+    get: getOAuthClient,
+    update: updateOAuthClient,
+    delete: deleteOAuthClient,
+  },
+  grants: {
+    list: listOAuthGrants,
+    revoke: revokeOAuthGrant,
+  },
+};
+
+export const tokens = { validate: validateToken };
+
+export const mcp = {
+  validate: validateMcpToken,
+  linkedAppOAuth: createLinkedAppOAuth,
+  linkedAppToken: exchangeOAuthTokens,
+  portalAuthenticate,
+};

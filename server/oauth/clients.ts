@@ -1,0 +1,161 @@
+import type { DB, OAuthClientsTable } from '../db/schema';
+import type { Env } from '../env';
+import { checkFetchableUrl, isLoopbackHost, readLimited } from '../lib/urls';
+import { OAuthError } from './errors';
+
+/**
+ * Who a `client_id` is: a registered client (pre-registered or dynamic), or, when it is an https URL,
+ * the Client ID Metadata Document it names (draft-ietf-oauth-client-id-metadata-document).
+ */
+export interface Client {
+  client_id: string;
+  kind: OAuthClientsTable['kind'];
+  client_name: string;
+  redirect_uris: string[];
+  grant_types: string[];
+  token_endpoint_auth_method: OAuthClientsTable['token_endpoint_auth_method'];
+  client_secret_hash: string | null;
+  scope: string | null;
+  client_uri: string | null;
+  logo_uri: string | null;
+  chitty_id: string | null;
+}
+
+export const toClient = (row: OAuthClientsTable): Client => ({
+  client_id: row.client_id,
+  kind: row.kind,
+  client_name: row.client_name,
+  redirect_uris: JSON.parse(row.redirect_uris),
+  grant_types: JSON.parse(row.grant_types),
+  token_endpoint_auth_method: row.token_endpoint_auth_method,
+  client_secret_hash: row.client_secret_hash,
+  scope: row.scope,
+  client_uri: row.client_uri,
+  logo_uri: row.logo_uri,
+  chitty_id: row.chitty_id,
+});
+
+export const findClientRow = (db: DB, clientId: string) => db.selectFrom('oauth_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+
+export const isDevelopment = (env: Env) => env.ENVIRONMENT === 'development' || env.ENVIRONMENT === 'test';
+
+/**
+ * Redirect URI rules for registration (OAuth 2.1 §2.3.1, RFC 8252 §7.3): https, or http on a loopback
+ * address; no fragment; custom schemes for native apps only when they contain a dot (reverse DNS).
+ */
+export function checkRedirectUri(raw: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'is not an absolute URL';
+  }
+  if (url.hash || raw.includes('#')) return 'must not contain a fragment';
+  if (url.protocol === 'https:') return null;
+  if (url.protocol === 'http:') return isLoopbackHost(url.hostname) ? null : 'must use https (http only for loopback addresses)';
+  if (/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) return null;
+  return 'must use https, http on loopback, or a reverse-DNS private scheme';
+}
+
+/**
+ * Exact string matching (OAuth 2.1 §4.1.1), except that for loopback http redirect URIs the port may
+ * differ (RFC 8252 §7.3): scheme, host, path and query must still match exactly.
+ */
+export function redirectUriMatches(registered: readonly string[], requested: string): boolean {
+  if (registered.includes(requested)) return true;
+  let req: URL;
+  try {
+    req = new URL(requested);
+  } catch {
+    return false;
+  }
+  if (req.protocol !== 'http:' || !isLoopbackHost(req.hostname) || req.hash) return false;
+  return registered.some((r) => {
+    try {
+      const reg = new URL(r);
+      return reg.protocol === 'http:' && reg.hostname === req.hostname && reg.pathname === req.pathname && reg.search === req.search && reg.username === req.username;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// --- Client ID Metadata Documents ---------------------------------------------------------------
+
+const CIMD_MAX_BYTES = 5 * 1024;
+const CIMD_TIMEOUT_MS = 5_000;
+const CIMD_MAX_CACHE_S = 24 * 3600;
+const CIMD_MIN_CACHE_S = 60;
+const cimdCache = new Map<string, { client: Client; until: number }>();
+
+export const isMetadataDocumentClientId = (clientId: string) => clientId.startsWith('https://') || clientId.startsWith('http://');
+
+function cacheSeconds(res: Response): number {
+  const cc = res.headers.get('cache-control') ?? '';
+  if (/no-store/i.test(cc)) return 0;
+  const m = /max-age=(\d+)/i.exec(cc);
+  return Math.min(CIMD_MAX_CACHE_S, Math.max(CIMD_MIN_CACHE_S, m ? Number(m[1]) : 300));
+}
+
+/** Fetches and validates a Client ID Metadata Document. Every failure is an invalid_client with the reason. */
+export async function fetchMetadataDocument(env: Env, clientId: string): Promise<Client> {
+  const cached = cimdCache.get(clientId);
+  if (cached && cached.until > Date.now()) return cached.client;
+
+  const check = checkFetchableUrl(clientId, isDevelopment(env));
+  if (!check.ok) throw new OAuthError('invalid_client', `client_id metadata document URL refused: ${check.reason}`);
+  // The document URL must have a path component and no fragment (CIMD §3).
+  if (check.url.pathname === '/' || check.url.hash) throw new OAuthError('invalid_client', 'client_id metadata document URL must have a path and no fragment');
+
+  let text: string;
+  let res: Response;
+  try {
+    res = await fetch(check.url, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(CIMD_TIMEOUT_MS) });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
+    text = await readLimited(res, CIMD_MAX_BYTES);
+  } catch (error) {
+    throw new OAuthError('invalid_client', `client_id metadata document could not be fetched: ${error instanceof Error ? error.message : 'error'}`);
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new OAuthError('invalid_client', 'client_id metadata document is not JSON');
+  }
+  // CIMD §4.1: the document's client_id MUST equal the URL it was fetched from (simple string comparison).
+  if (doc.client_id !== clientId) throw new OAuthError('invalid_client', 'client_id in the metadata document does not match its URL');
+  const redirectUris = Array.isArray(doc.redirect_uris) ? doc.redirect_uris.filter((u): u is string => typeof u === 'string') : [];
+  if (redirectUris.length === 0 || redirectUris.some((u) => checkRedirectUri(u) !== null)) {
+    throw new OAuthError('invalid_client', 'client_id metadata document has missing or invalid redirect_uris');
+  }
+  const method = doc.token_endpoint_auth_method ?? 'none';
+  // Shared secrets cannot be established through a public document.
+  if (method !== 'none' && method !== 'private_key_jwt') throw new OAuthError('invalid_client', 'client_id metadata documents may not use client secrets');
+  if (method !== 'none') throw new OAuthError('invalid_client', 'private_key_jwt is not supported; use token_endpoint_auth_method none');
+  const client: Client = {
+    client_id: clientId,
+    kind: 'metadata_document',
+    client_name: typeof doc.client_name === 'string' ? doc.client_name.slice(0, 100) : check.url.host,
+    redirect_uris: redirectUris,
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'none',
+    client_secret_hash: null,
+    scope: typeof doc.scope === 'string' ? doc.scope : null,
+    client_uri: typeof doc.client_uri === 'string' ? doc.client_uri : null,
+    logo_uri: typeof doc.logo_uri === 'string' ? doc.logo_uri : null,
+    chitty_id: null,
+  };
+  const ttl = cacheSeconds(res);
+  if (ttl > 0) cimdCache.set(clientId, { client, until: Date.now() + ttl * 1000 });
+  return client;
+}
+
+/** The client a request names, or an OAuthError (invalid_client) that says why not. */
+export async function resolveClient(env: Env, db: DB, clientId: string | null | undefined): Promise<Client> {
+  if (!clientId) throw new OAuthError('invalid_request', 'client_id is required');
+  if (clientId.length > 512) throw new OAuthError('invalid_client', 'client_id is too long');
+  if (isMetadataDocumentClientId(clientId)) return fetchMetadataDocument(env, clientId);
+  const row = await findClientRow(db, clientId);
+  if (!row || (row.expires_at && row.expires_at < new Date().toISOString())) throw new OAuthError('invalid_client', 'unknown client_id');
+  return toClient(row);
+}

@@ -1,0 +1,239 @@
+import { ORPCError } from '@orpc/server';
+import { base64url } from 'jose';
+import { createAccountWithRoles } from '../accounts/accounts.router';
+import { findAccountByUsername } from '../accounts/accounts.store';
+import { startSession } from '../accounts/sign-in';
+import { describeToken } from '../auth/describe-token';
+import { randomSecret, sha256Hex } from '../crypto/hash';
+import type { DB, OAuthClientsTable, OAuthGrantsTable } from '../db/schema';
+import { mintIdentity } from '../identities/authority';
+import { newId } from '../lib/ids';
+import { nowIso } from '../lib/time';
+import { authzOf, os } from '../orpc';
+import { cfAccessToClientError, verifyAccessAssertion } from './cf-access';
+import { authenticateClientWithSecret } from './client-auth';
+import { findClientRow, redirectUriMatches, resolveClient } from './clients';
+import { OAuthError } from './errors';
+import { findGrant, revokeGrant } from './grants';
+import { mcpResource } from './metadata';
+import { checkResource, checkScope } from './params';
+import { exchangeCode, refresh } from './token';
+
+const toOAuthClient = (row: OAuthClientsTable) => ({
+  client_id: row.client_id,
+  kind: row.kind,
+  client_name: row.client_name,
+  redirect_uris: JSON.parse(row.redirect_uris) as string[],
+  grant_types: JSON.parse(row.grant_types) as string[],
+  token_endpoint_auth_method: row.token_endpoint_auth_method,
+  scopes: row.scope ? row.scope.split(' ') : null,
+  client_uri: row.client_uri,
+  chitty_id: row.chitty_id,
+  created_at: row.created_at,
+  last_used_at: row.last_used_at,
+});
+
+const toOAuthGrant = (row: OAuthGrantsTable & { client_name?: string | null }) => ({
+  grant_id: row.id,
+  client_id: row.client_id,
+  client_name: row.client_name ?? null,
+  chitty_id: row.chitty_id,
+  scope: row.scope,
+  resource: row.resource,
+  created_at: row.created_at,
+  last_used_at: row.last_used_at,
+  expires_at: row.expires_at,
+  revoked_at: row.revoked_at,
+});
+
+const badInput = (path: string, message: string) => new ORPCError('BAD_REQUEST', { status: 400, message: `Invalid input: ${path}: ${message}`, data: { issues: [{ path, message }] } });
+
+function checkRegistrationUris(uris: string[]) {
+  for (const [i, uri] of uris.entries()) {
+    const u = new URL(uri);
+    const loopback = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]';
+    if (u.hash) throw badInput(`redirect_uris[${i}]`, 'must not contain a fragment');
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw badInput(`redirect_uris[${i}]`, 'must use https (http only for loopback addresses)');
+  }
+}
+
+async function clientRowOr404(db: DB, clientId: string) {
+  const row = await findClientRow(db, clientId);
+  if (!row) throw new ORPCError('NOT_FOUND', { status: 404, message: `No OAuth client ${clientId}` });
+  return row;
+}
+
+/** OAuth errors keep their RFC code when they surface through the contract. */
+function asOrpc(error: unknown): never {
+  if (error instanceof OAuthError) throw new ORPCError('OAUTH_ERROR', { status: error.status === 401 ? 401 : 400, message: `${error.code}: ${error.description}`, data: { error: error.code, error_description: error.description } });
+  throw error;
+}
+
+export const oauth = {
+  clients: {
+    register: os.oauth.clients.register.handler(async ({ input, context }) => {
+      const authz = authzOf(context);
+      checkRegistrationUris(input.redirect_uris);
+      const needsRedirect = input.grant_types.includes('authorization_code');
+      if (needsRedirect && input.redirect_uris.length === 0) throw badInput('redirect_uris', 'at least one is needed for authorization_code');
+      if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw badInput('grant_types', 'client_credentials needs a confidential client');
+      const clientId = input.client_id ?? newId('cli');
+      if (await findClientRow(context.db, clientId)) throw new ORPCError('CONFLICT', { status: 409, message: `client_id ${clientId} is taken` });
+      const secret = input.token_endpoint_auth_method === 'none' ? null : `cs_${randomSecret(48)}`;
+      const identity = input.grant_types.includes('client_credentials')
+        ? await mintIdentity(context.env, context.db, { type: 'APP', displayName: input.client_name })
+        : null;
+      const now = nowIso();
+      const row: OAuthClientsTable = {
+        client_id: clientId,
+        kind: 'preregistered',
+        client_secret_hash: secret ? await sha256Hex(secret) : null,
+        client_name: input.client_name,
+        redirect_uris: JSON.stringify(input.redirect_uris),
+        grant_types: JSON.stringify(input.grant_types),
+        token_endpoint_auth_method: input.token_endpoint_auth_method,
+        scope: input.scopes ? input.scopes.join(' ') : null,
+        client_uri: input.client_uri ?? null,
+        logo_uri: null,
+        chitty_id: identity?.chitty_id ?? null,
+        created_by: authz.principal.chittyId,
+        created_at: now,
+        updated_at: now,
+        expires_at: null,
+        last_used_at: null,
+      };
+      await context.db.insertInto('oauth_clients').values(row).execute();
+      context.audit.target = clientId;
+      context.audit.detail = { client_name: input.client_name, grant_types: input.grant_types };
+      return { ...toOAuthClient(row), client_secret: secret };
+    }),
+
+    list: os.oauth.clients.list.handler(async ({ input, context }) => {
+      let q = context.db.selectFrom('oauth_clients').selectAll();
+      if (input.kind) q = q.where('kind', '=', input.kind);
+      return { items: (await q.orderBy('created_at', 'desc').limit(500).execute()).map(toOAuthClient) };
+    }),
+
+    get: os.oauth.clients.get.handler(async ({ input, context }) => toOAuthClient(await clientRowOr404(context.db, input.client_id))),
+
+    update: os.oauth.clients.update.handler(async ({ input, context }) => {
+      const row = await clientRowOr404(context.db, input.client_id);
+      if (input.redirect_uris) checkRegistrationUris(input.redirect_uris);
+      const secret = input.rotate_secret && row.token_endpoint_auth_method !== 'none' ? `cs_${randomSecret(48)}` : null;
+      await context.db
+        .updateTable('oauth_clients')
+        .set({
+          ...(input.client_name ? { client_name: input.client_name } : {}),
+          ...(input.redirect_uris ? { redirect_uris: JSON.stringify(input.redirect_uris) } : {}),
+          ...(input.scopes ? { scope: input.scopes.join(' ') } : {}),
+          ...(secret ? { client_secret_hash: await sha256Hex(secret) } : {}),
+          updated_at: nowIso(),
+        })
+        .where('client_id', '=', row.client_id)
+        .execute();
+      context.audit.target = row.client_id;
+      context.audit.detail = { rotated_secret: !!secret };
+      return { ...toOAuthClient(await clientRowOr404(context.db, row.client_id)), client_secret: secret };
+    }),
+
+    delete: os.oauth.clients.delete.handler(async ({ input, context }) => {
+      const row = await clientRowOr404(context.db, input.client_id);
+      const grants = await context.db.selectFrom('oauth_grants').select('id').where('client_id', '=', row.client_id).where('revoked_at', 'is', null).execute();
+      for (const g of grants) await revokeGrant(context.db, g.id, 'client_deleted');
+      await context.db.deleteFrom('oauth_consents').where('client_id', '=', row.client_id).execute();
+      await context.db.deleteFrom('oauth_clients').where('client_id', '=', row.client_id).execute();
+      context.audit.target = row.client_id;
+      return { deleted: true, grants_revoked: grants.length };
+    }),
+  },
+
+  grants: {
+    list: os.oauth.grants.list.handler(async ({ input, context }) => {
+      const subject = await authzOf(context).subject(input.chitty_id);
+      let q = context.db
+        .selectFrom('oauth_grants')
+        .leftJoin('oauth_clients', 'oauth_clients.client_id', 'oauth_grants.client_id')
+        .selectAll('oauth_grants')
+        .select('oauth_clients.client_name')
+        .where('oauth_grants.chitty_id', '=', subject);
+      if (!input.include_revoked) q = q.where('oauth_grants.revoked_at', 'is', null).where('oauth_grants.expires_at', '>', nowIso());
+      return { items: (await q.orderBy('oauth_grants.id', 'desc').limit(500).execute()).map(toOAuthGrant) };
+    }),
+
+    revoke: os.oauth.grants.revoke.handler(async ({ input, context }) => {
+      const authz = authzOf(context);
+      const grant = await findGrant(context.db, input.grant_id);
+      const notFound = new ORPCError('NOT_FOUND', { status: 404, message: `No grant ${input.grant_id}` });
+      if (!grant) throw notFound;
+      if (grant.chitty_id !== authz.principal.chittyId && !(await authz.can('oauth:grants:revoke:any'))) throw notFound;
+      await revokeGrant(context.db, grant.id, 'revoked_by_user');
+      if (grant.chitty_id) {
+        // The user withdraws the approval too: the next authorization asks again.
+        await context.db.deleteFrom('oauth_consents').where('chitty_id', '=', grant.chitty_id).where('client_id', '=', grant.client_id).where('resource', '=', grant.resource).execute();
+      }
+      context.audit.target = grant.id;
+      return toOAuthGrant((await findGrant(context.db, grant.id))!);
+    }),
+  },
+};
+
+export const tokens = {
+  validate: os.tokens.validate.handler(async ({ input, context }) => describeToken(context.env, context.db, input.token)),
+};
+
+export const mcp = {
+  validate: os.mcp.validate.handler(async ({ input, context }) => describeToken(context.env, context.db, input.token, mcpResource(context.env))),
+
+  linkedAppOAuth: os.mcp.linkedAppOAuth.handler(async ({ input, context }) => {
+    const { env, db } = context;
+    try {
+      const client = await resolveClient(env, db, input.client_id);
+      if (!redirectUriMatches(client.redirect_uris, input.redirect_uri)) throw badInput('redirect_uri', 'is not registered for this client');
+      const scope = checkScope(input.scopes?.join(' ') ?? null, client);
+      const resource = input.resource ? checkResource(env, input.resource) : mcpResource(env);
+      const verifier = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
+      const challenge = base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
+      const state = base64url.encode(crypto.getRandomValues(new Uint8Array(16)));
+      const url = new URL(`${env.ISSUER}/oauth/authorize`);
+      for (const [k, v] of Object.entries({ response_type: 'code', client_id: client.client_id, redirect_uri: input.redirect_uri, scope, state, code_challenge: challenge, code_challenge_method: 'S256', resource })) url.searchParams.set(k, v);
+      return { authorization_url: url.toString(), state, code_verifier: verifier, code_challenge: challenge, code_challenge_method: 'S256' as const, resource };
+    } catch (error) {
+      if (error instanceof OAuthError && error.code === 'invalid_client') throw new ORPCError('NOT_FOUND', { status: 404, message: `Unknown client: ${error.description}` });
+      return asOrpc(error);
+    }
+  }),
+
+  linkedAppToken: os.mcp.linkedAppToken.handler(async ({ input, context }) => {
+    const { env, db } = context;
+    context.audit.target = input.client_id;
+    try {
+      const client = await authenticateClientWithSecret(env, db, input.client_id, input.client_secret);
+      const form = new URLSearchParams();
+      for (const [k, v] of Object.entries(input)) if (typeof v === 'string' && k !== 'client_secret') form.set(k, v);
+      if (!client.grant_types.includes(input.grant_type)) throw new OAuthError('unauthorized_client', `grant_type ${input.grant_type} is not allowed for this client`);
+      const t = input.grant_type === 'authorization_code' ? await exchangeCode(env, db, client, form) : await refresh(env, db, client, form);
+      return { access_token: t.access_token, token_type: 'Bearer' as const, expires_in: t.expires_in, scope: t.scope, refresh_token: t.refresh_token ?? null };
+    } catch (error) {
+      return asOrpc(error);
+    }
+  }),
+
+  portalAuthenticate: os.mcp.portalAuthenticate.handler(async ({ input, context }) => {
+    const { env, db } = context;
+    const result = await verifyAccessAssertion(env, input.assertion ?? context.accessAssertion);
+    if (!result.ok) throw cfAccessToClientError(result.reason);
+    let account = await findAccountByUsername(db, result.email);
+    if (!account) {
+      // Just-in-time provisioning: Access has authenticated the person; they start with the user role.
+      await createAccountWithRoles(env, db, { username: result.email, password: randomSecret(64), displayName: result.email, roles: ['user'], grantedBy: null });
+      account = await findAccountByUsername(db, result.email);
+    }
+    if (!account || account.status !== 'active') throw new ORPCError('INVALID_ASSERTION', { status: 401, message: 'The account for this identity is disabled' });
+    const session = await startSession(env, db, account.chitty_id, { client: 'cf_access', deviceName: 'Portal', userAgent: context.userAgent, ip: context.ip });
+    context.audit.actor = account.chitty_id;
+    context.audit.target = account.chitty_id;
+    context.audit.detail = { email: result.email, session_id: session.sessionId };
+    return { access_token: session.token, token_type: 'Bearer' as const, expires_in: session.expiresIn, session_id: session.sessionId, chitty_id: account.chitty_id, email: result.email };
+  }),
+};
+
