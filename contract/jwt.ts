@@ -43,7 +43,7 @@ export const validateJwt = base
     path: '/jwt/validate',
     tags: ['JWTs'],
     summary: 'Validate a JWT',
-    description: 'Verifies a JWT issued here (signature, issuer, expiry and, when given, audience) and returns its claims.',
+    description: 'Verifies a JWT issued here (signature, issuer, expiry and, when given, audience) and returns its claims. A sign-in or OAuth access token whose session or grant has been revoked is reported as revoked.',
   })
   .meta({ tool: 'validate_jwt', permission: 'jwt:validate', readOnly: true })
   .input(
@@ -55,7 +55,7 @@ export const validateJwt = base
   .output(
     v.object({
       valid: v.boolean(),
-      reason: v.nullable(v.picklist(['malformed', 'bad_signature', 'unknown_key', 'expired', 'not_yet_valid', 'wrong_issuer', 'wrong_audience'])),
+      reason: v.nullable(v.picklist(['malformed', 'bad_signature', 'unknown_key', 'expired', 'not_yet_valid', 'wrong_issuer', 'wrong_audience', 'revoked'])),
       header: v.nullable(v.record(v.string(), v.unknown())),
       claims: v.nullable(v.record(v.string(), v.unknown())),
     }),

@@ -1,5 +1,5 @@
 import * as v from 'valibot';
-import { base, NOT_FOUND } from './base';
+import { base, CONFLICT, NOT_FOUND } from './base';
 import { ChittyIdSchema, DurationSchema, idSchema, NullableTimestampSchema, PermissionSchema, RoleSchema, TimestampSchema } from './schemas';
 
 export const GrantSchema = v.object({
@@ -40,10 +40,10 @@ export const grantAuthorization = base
     tags: ['Permissions'],
     summary: 'Grant a role or permission',
     description:
-      'Grants a role (admin, user, readonly) or a permission string to a ChittyID, optionally for a limited time. You can only grant what you hold yourself.',
+      'Grants a role (admin, user, readonly) or a permission string to a ChittyID, optionally for a limited time. You can only grant what your credential holds itself; an identical live grant is a conflict.',
   })
   .meta({ tool: 'grant_authorization', permission: 'permissions:grant', audit: true })
-  .errors({ NOT_FOUND })
+  .errors({ NOT_FOUND, CONFLICT })
   .input(
     v.pipe(
       v.strictObject({
@@ -60,7 +60,7 @@ export const grantAuthorization = base
 export const revokeGrant = base
   .route({ method: 'DELETE', path: '/permissions/grants/{grant_id}', tags: ['Permissions'], summary: 'Revoke a grant' })
   .meta({ tool: 'revoke_authorization', permission: 'permissions:revoke', audit: true })
-  .errors({ NOT_FOUND })
+  .errors({ NOT_FOUND, CONFLICT })
   .input(v.strictObject({ grant_id: idSchema('grt') }))
   .output(GrantSchema);
 

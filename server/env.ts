@@ -14,6 +14,8 @@ export interface Env {
   SESSION_TIMEOUT?: string;
   /** When set, ChittyIDs are minted and validated by this external authority; local minting is off. */
   CHITTYID_ENDPOINT?: string;
+  /** Secret: bearer credential for the external ChittyID authority, if it requires one. */
+  CHITTYID_API_KEY?: string;
   /** Cloudflare Access team domain, e.g. https://myteam.cloudflareaccess.com (portal sign-in). */
   CF_ACCESS_TEAM_DOMAIN?: string;
   /** Cloudflare Access application audience (AUD) tag. */

@@ -15,6 +15,7 @@ import { handleRegister } from './oauth/register';
 import { handleIntrospect, handleRevoke } from './oauth/revoke';
 import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
+import { readLimitedBytes } from './lib/urls';
 
 /** Requests larger than this are refused before anything parses them. */
 const MAX_BODY_BYTES = 1 << 20;
@@ -82,8 +83,17 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   const url = new URL(request.url);
   const { pathname } = url;
 
-  const length = Number(request.headers.get('content-length') ?? 0);
-  if (length > MAX_BODY_BYTES) return json({ error: 'payload_too_large', message: `Request bodies are limited to ${MAX_BODY_BYTES} bytes` }, 413);
+  const tooLarge = () => json({ error: 'payload_too_large', message: `Request bodies are limited to ${MAX_BODY_BYTES} bytes` }, 413);
+  const length = request.headers.get('content-length');
+  if (Number(length ?? 0) > MAX_BODY_BYTES) return tooLarge();
+  if (length === null && request.body) {
+    // A chunked body declares no length: read it under the same cap before anything parses it.
+    try {
+      request = new Request(request, { body: await readLimitedBytes(new Response(request.body), MAX_BODY_BYTES) });
+    } catch {
+      return tooLarge();
+    }
+  }
 
   if (pathname === '/health') {
     try {
@@ -158,6 +168,11 @@ export default {
   },
 
   async scheduled(_controller, env, ctx): Promise<void> {
-    ctx.waitUntil(cleanupExpired(getDb(env.DB)).then((n) => console.log('cleanup', n)));
+    ctx.waitUntil(
+      cleanupExpired(getDb(env.DB)).then(
+        (n) => console.log('cleanup', n),
+        (e) => console.error('cleanup failed', e),
+      ),
+    );
   },
 } satisfies ExportedHandler<Env>;

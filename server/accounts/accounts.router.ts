@@ -77,9 +77,7 @@ export const accounts = {
   create: os.accounts.create.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     // No escalation: a creator can hand out only roles whose permissions it holds itself.
-    for (const role of input.roles) {
-      for (const p of expandRole(role)) await authz.require(p);
-    }
+    await authz.assertCovers(input.roles.flatMap(expandRole), `roles ${input.roles.join(', ')}`);
     const chittyId = await createAccountWithRoles(context.env, context.db, {
       username: input.username,
       password: input.password,
@@ -121,6 +119,7 @@ export const accounts = {
   setPassword: os.accounts.setPassword.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const target = await authz.subject(input.chitty_id);
+    await authz.assertOutranks(target);
     const account = await findAccount(context.db, target);
     if (!account) throw new ORPCError('NOT_FOUND', { status: 404, message: `No account for ${target}` });
     const self = target === authz.principal.chittyId;
@@ -140,6 +139,7 @@ export const accounts = {
       throw new ORPCError('CONFLICT', { status: 409, message: 'You cannot disable your own account' });
     }
     await accountOut(context.db, input.chitty_id);
+    await authz.assertOutranks(input.chitty_id);
     const now = nowIso();
     await updateIdentityStatus(context.db, input.chitty_id, 'disabled', now);
     const ended = await updateSessionsRevokedFor(context.db, input.chitty_id, now);

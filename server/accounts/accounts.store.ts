@@ -1,4 +1,5 @@
 import type { AccountsTable, DB } from '../db/schema';
+import { nowIso } from '../lib/time';
 
 const withIdentity = (db: DB) =>
   db
@@ -31,7 +32,14 @@ export const updateAccountFailedAttempts = (db: DB, chittyId: string, failed: nu
 export async function listRolesFor(db: DB, chittyIds: string[]): Promise<Map<string, string[]>> {
   const roles = new Map<string, string[]>();
   if (chittyIds.length === 0) return roles;
-  const rows = await db.selectFrom('grants').select(['chitty_id', 'role']).where('chitty_id', 'in', chittyIds).where('role', 'is not', null).orderBy('role').execute();
+  const rows = await db
+    .selectFrom('grants')
+    .select(['chitty_id', 'role'])
+    .where('chitty_id', 'in', chittyIds)
+    .where('role', 'is not', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', nowIso())]))
+    .orderBy('role')
+    .execute();
   for (const r of rows) roles.set(r.chitty_id, [...(roles.get(r.chitty_id) ?? []), r.role!]);
   return roles;
 }

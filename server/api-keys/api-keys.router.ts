@@ -31,6 +31,7 @@ export const apiKeys = {
   create: os.apiKeys.create.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const owner = await authz.subject(input.chitty_id);
+    await authz.assertOutranks(owner);
     const identity = await requireIdentity(context.env, context.db, owner);
     if (identity.status !== 'active') throw new ORPCError('NOT_FOUND', { status: 404, message: `ChittyID ${owner} is disabled` });
     const scopes = input.scopes ?? authz.principal.scopes;

@@ -1,7 +1,7 @@
 import { ORPCError } from '@orpc/server';
 import type { DB, GrantsTable } from '../db/schema';
 import { listGrants } from '../permissions/permissions.store';
-import { grantsAllowing, scopesAllow } from '../permissions/policy';
+import { effectivePatterns, grantPatterns, grantsAllowing, patternsCovered, scopesAllow } from '../permissions/policy';
 import type { Principal } from './authenticate';
 
 export const forbidden = (permission: string) =>
@@ -42,6 +42,24 @@ export class Authorizer {
 
   async require(permission: string): Promise<void> {
     if (!(await this.can(permission))) throw forbidden(permission);
+  }
+
+  /**
+   * No escalation: the caller may confer (grant, put in a key) only patterns its own credential
+   * effectively holds: its grants intersected with the credential's scopes.
+   */
+  async assertCovers(patterns: readonly string[], label: string): Promise<void> {
+    if (!patternsCovered(effectivePatterns(await this.grants(), this.principal.scopes), patterns)) throw forbidden(label);
+  }
+
+  /**
+   * Acting on another principal's credentials (a new API key, a password, disabling it) needs the caller
+   * to hold everything that principal holds; otherwise it could take over a more privileged account.
+   */
+  async assertOutranks(target: string): Promise<void> {
+    if (target === this.principal.chittyId) return;
+    const theirs = (await listGrants(this.db, target)).flatMap(grantPatterns);
+    await this.assertCovers(theirs, `everything ${target} holds`);
   }
 
   /**

@@ -12,6 +12,8 @@ import { findIdentity, insertIdentity } from './identities.store';
  * External authority protocol (JSON over HTTPS):
  *   POST {endpoint}/v1/chittyids            {type, identifier?, display_name?} → 201 {chitty_id}
  *   GET  {endpoint}/v1/chittyids/{id}       → 200 {chitty_id, status: "active"|"disabled"} | 404
+ * with `Authorization: Bearer {CHITTYID_API_KEY}` when that secret is set. Identities the authority
+ * vouched for are recorded locally and not asked about again; disable them here too.
  */
 const TIMEOUT_MS = 5_000;
 
@@ -23,10 +25,13 @@ const unavailable = (why: string) =>
 
 const externalOrigin = (env: Env) => (env.CHITTYID_ENDPOINT ? new URL(env.CHITTYID_ENDPOINT).origin : null);
 
-async function callAuthority(env: Env, path: string, init?: RequestInit): Promise<Response> {
-  const url = new URL(path, env.CHITTYID_ENDPOINT);
+async function callAuthority(env: Env, path: string, init: RequestInit = {}): Promise<Response> {
+  if (env.CHITTYID_API_KEY) init = { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${env.CHITTYID_API_KEY}` } };
+  // `{endpoint}{path}`: the endpoint may carry a path prefix, which `new URL(path, endpoint)` would drop.
+  const url = new URL(`${env.CHITTYID_ENDPOINT!.replace(/\/+$/, '')}${path}`);
   try {
-    return await fetch(url, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'error' });
+    // Redirects are not followed (workerd has no redirect: 'error'): a 3xx is not an answer, so it fails closed below.
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(TIMEOUT_MS), redirect: 'manual' });
   } catch (error) {
     throw unavailable(error instanceof Error && error.name === 'TimeoutError' ? 'timeout' : 'network error');
   }
@@ -96,13 +101,15 @@ export async function resolveIdentity(env: Env, db: DB, chittyId: string): Promi
   const res = await callAuthority(env, `/v1/chittyids/${encodeURIComponent(chittyId)}`);
   if (res.status === 404) return { ok: false, reason: 'not_registered' };
   if (!res.ok) throw unavailable(`HTTP ${res.status}`);
-  const body = (await res.json().catch(() => null)) as { status?: unknown } | null;
+  const body = (await res.json().catch(() => null)) as { chitty_id?: unknown; status?: unknown } | null;
+  // Fail closed on an answer we cannot read: it must name this ChittyID and a known status.
+  if (body?.chitty_id !== chittyId || (body.status !== 'active' && body.status !== 'disabled')) throw unavailable('it answered with an unreadable record');
   const now = nowIso();
   const identity: IdentitiesTable = {
     chitty_id: chittyId,
     type: parsed.type,
     display_name: null,
-    status: body?.status === 'disabled' ? 'disabled' : 'active',
+    status: body.status,
     authority: origin,
     created_at: now,
     updated_at: now,

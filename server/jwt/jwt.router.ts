@@ -1,4 +1,5 @@
 import { ORPCError } from '@orpc/server';
+import { describeToken } from '../auth/describe-token';
 import type { SigningKeysTable } from '../db/schema';
 import { requireIdentity } from '../identities/authority';
 import { durationSeconds } from '../lib/time';
@@ -48,6 +49,10 @@ export const jwt = {
     if (!r.ok) {
       const reason = r.reason === 'wrong_type' ? 'malformed' : r.reason;
       return { valid: false, reason, header: null, claims: null };
+    }
+    // Access tokens are only as good as the session or grant behind them.
+    if (r.header.typ === 'at+jwt' && !(await describeToken(context.env, context.db, input.token)).active) {
+      return { valid: false, reason: 'revoked' as const, header: null, claims: null };
     }
     return { valid: true, reason: null, header: r.header, claims: r.claims as Record<string, unknown> };
   }),

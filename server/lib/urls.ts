@@ -41,12 +41,16 @@ export function checkFetchableUrl(raw: string, development: boolean): UrlCheck {
   return { ok: true, url };
 }
 
-/** Reads at most `limit` bytes of a body; more is an error (no unbounded buffering of remote content). */
+/** Reads at most `limit` bytes of a body as text; more is an error (no unbounded buffering). */
 export async function readLimited(res: Response, limit: number): Promise<string> {
+  return new TextDecoder().decode(await readLimitedBytes(res, limit));
+}
+
+export async function readLimitedBytes(res: Response, limit: number): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > limit) throw new Error(`response larger than ${limit} bytes`);
   const reader = res.body?.getReader();
-  if (!reader) return '';
+  if (!reader) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -65,5 +69,5 @@ export async function readLimited(res: Response, limit: number): Promise<string>
     all.set(c, offset);
     offset += c.byteLength;
   }
-  return new TextDecoder().decode(all);
+  return all;
 }

@@ -1,12 +1,11 @@
 import { ORPCError } from '@orpc/server';
-import { forbidden } from '../auth/authorizer';
 import type { GrantsTable } from '../db/schema';
 import { requireIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
 import { durationSeconds, isoIn, nowIso } from '../lib/time';
 import { authzOf, os } from '../orpc';
-import { deleteGrant, findGrant, insertGrant, listGrants } from './permissions.store';
-import { grantCovered, grantsAllowing, NAMED_SCOPES, ROLES } from './policy';
+import { countLiveAdminGrants, deleteGrant, findGrant, findSameGrant, insertGrant, listGrants } from './permissions.store';
+import { grantPatterns, grantsAllowing, NAMED_SCOPES, ROLES } from './policy';
 
 const toGrant = (row: GrantsTable) => ({
   grant_id: row.id,
@@ -30,7 +29,10 @@ export const permissions = {
     await requireIdentity(context.env, context.db, input.chitty_id);
     const grant = { role: input.role ?? null, permission: input.permission ?? null };
     // No escalation: one can only grant what one holds.
-    if (!grantCovered(await authz.grants(), grant)) throw forbidden(grant.permission ?? `role:${grant.role}`);
+    await authz.assertCovers(grantPatterns(grant), grant.permission ?? `role:${grant.role}`);
+    if (await findSameGrant(context.db, input.chitty_id, grant.role, grant.permission)) {
+      throw new ORPCError('CONFLICT', { status: 409, message: `${input.chitty_id} already holds ${grant.role ? `role ${grant.role}` : grant.permission}` });
+    }
     const row: GrantsTable = {
       id: newId('grt'),
       chitty_id: input.chitty_id,
@@ -48,6 +50,12 @@ export const permissions = {
   revoke: os.permissions.revoke.handler(async ({ input, context }) => {
     const row = await findGrant(context.db, input.grant_id);
     if (!row) throw new ORPCError('NOT_FOUND', { status: 404, message: `No grant ${input.grant_id}` });
+    const authz = authzOf(context);
+    // One may only take away what one could have given.
+    await authz.assertCovers(grantPatterns(row), row.permission ?? `role:${row.role}`);
+    if (row.role === 'admin' && (await countLiveAdminGrants(context.db)) <= 1) {
+      throw new ORPCError('CONFLICT', { status: 409, message: 'This is the last admin grant; grant admin to someone else first' });
+    }
     await deleteGrant(context.db, row.id);
     context.audit.target = row.chitty_id;
     context.audit.detail = { grant_id: row.id, role: row.role, permission: row.permission };

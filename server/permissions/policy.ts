@@ -106,11 +106,12 @@ export function scopesCovered(held: readonly string[], requested: readonly strin
   return requested.flatMap(expandScope).every((r) => heldPatterns.some((h) => covers(h, r)));
 }
 
-/** Every pattern a grant would confer is covered by the granter's own grants. */
-export function grantCovered(granterGrants: readonly GrantLike[], grant: GrantLike): boolean {
-  const held = granterGrants.flatMap(grantPatterns);
-  return grantPatterns(grant).every((r) => held.some((h) => covers(h, r)));
-}
+/** Every pattern a grant would confer is covered by the given grants. */
+export const grantCovered = (held: readonly GrantLike[], grant: GrantLike): boolean => patternsCovered(held.flatMap(grantPatterns), grantPatterns(grant));
+
+/** Every requested pattern is covered by some held pattern. */
+export const patternsCovered = (held: readonly string[], requested: readonly string[]): boolean =>
+  requested.every((r) => held.some((h) => covers(h, r)));
 
 /** The permission patterns a credential effectively has: its holder's grants intersected with its scopes. */
 export function effectivePatterns(grants: readonly GrantLike[], scopes: readonly string[]): string[] {
