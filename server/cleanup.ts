@@ -21,7 +21,19 @@ export async function cleanupExpired(db: DB, now = Date.now()) {
     .executeTakeFirst();
   const grants = await db.deleteFrom('grants').where('expires_at', '<', at).executeTakeFirst();
   const keys = await db.deleteFrom('signing_keys').where('status', '=', 'retired').where('verify_until', '<', at).executeTakeFirst();
+  // OAuth: codes live a minute; dynamic registrations never used expire; grants go once ended long enough.
+  const codes = await db.deleteFrom('oauth_codes').where('expires_at', '<', at).executeTakeFirst();
+  const clients = await db.deleteFrom('oauth_clients').where('kind', '=', 'dynamic').where('expires_at', '<', at).executeTakeFirst();
+  const oauthGrants = await db
+    .deleteFrom('oauth_grants')
+    .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
+    .executeTakeFirst();
+  const limits = await db.deleteFrom('rate_limits').where('window_ends', '<', at).executeTakeFirst();
   return {
+    oauth_codes: Number(codes.numDeletedRows),
+    oauth_clients: Number(clients.numDeletedRows),
+    oauth_grants: Number(oauthGrants.numDeletedRows),
+    rate_limits: Number(limits.numDeletedRows),
     sessions: Number(sessions.numDeletedRows),
     api_keys: Number(apiKeys.numDeletedRows),
     grants: Number(grants.numDeletedRows),

@@ -29,3 +29,21 @@ describe('oauth authorization code flow', () => {
     expect((await mcp('tools/list', {}, r.body.access_token)).status).toBe(200);
   });
 });
+
+describe('scheduled cleanup of oauth rows', () => {
+  it('deletes expired codes and unused dynamic registrations, and keeps used ones', async () => {
+    const { cleanupExpired } = await import('../cleanup');
+    const { getDb } = await import('../db/schema');
+    const { env } = await import('cloudflare:test');
+    const { clientId } = await fullFlow();
+    const unused = await registerClient();
+    const past = new Date(Date.now() - 1000).toISOString();
+    await env.DB.prepare('UPDATE oauth_clients SET expires_at = ? WHERE client_id = ?').bind(past, unused.body.client_id).run();
+    await env.DB.prepare('UPDATE oauth_codes SET expires_at = ?').bind(past).run();
+    const removed = await cleanupExpired(getDb(env.DB));
+    expect(removed.oauth_clients).toBe(1);
+    expect(removed.oauth_codes).toBeGreaterThan(0);
+    expect(await env.DB.prepare('SELECT count(*) AS n FROM oauth_clients WHERE client_id = ?').bind(clientId).first('n')).toBe(1);
+    expect(await env.DB.prepare('SELECT count(*) AS n FROM oauth_codes').first('n')).toBe(0);
+  });
+});
