@@ -16,9 +16,14 @@ export interface NewAuditEvent {
   detail?: Record<string, unknown>;
 }
 
+/** Attempts before an append gives up. Each round of contention lets at least one writer through. */
+const APPEND_ATTEMPTS = 40;
+
 /**
  * Appends to the hash chain. The writer claims `seq = last + 1`; `seq` is the primary key, so of two
  * concurrent writers one fails the insert and retries on the new head. The chain never forks.
+ * Losers back off for a random, growing delay so a burst of writers spreads out instead of colliding again
+ * in lockstep (without it, 20 concurrent mutations exhausted the retries and answered 500 after writing).
  */
 export async function insertAuditEvent(db: DB, event: NewAuditEvent): Promise<void> {
   const base = {
@@ -31,7 +36,8 @@ export async function insertAuditEvent(db: DB, event: NewAuditEvent): Promise<vo
     outcome: event.outcome,
     detail: JSON.stringify(event.detail ?? {}),
   };
-  for (let attempt = 0; attempt < 8; attempt++) {
+  for (let attempt = 0; attempt < APPEND_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 2 ** attempt)));
     const head = await db.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     const seq = (head?.seq ?? 0) + 1;
     const prevHash = head?.hash ?? GENESIS_HASH;
@@ -43,7 +49,7 @@ export async function insertAuditEvent(db: DB, event: NewAuditEvent): Promise<vo
       if (!isUniqueViolation(error)) throw error;
     }
   }
-  throw new Error('audit log is contended: could not append after 8 attempts');
+  throw new Error(`audit log is contended: could not append after ${APPEND_ATTEMPTS} attempts`);
 }
 
 export interface AuditFilter {

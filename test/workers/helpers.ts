@@ -1,6 +1,8 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from 'cloudflare:test';
 import type { Env } from '../../server/env';
+import { getDb } from '../../server/db/schema';
 import worker from '../../server/index';
+import { signJwt } from '../../server/jwt/tokens';
 
 export const ORIGIN = 'http://chittyauth.test';
 export const ADMIN_PASSWORD = 'correct horse battery staple';
@@ -133,4 +135,20 @@ export async function auditSince(afterSeq: number): Promise<Record<string, any>[
 /** The seq of the newest audit event (0 when the log is empty). */
 export async function auditHead(): Promise<number> {
   return (await env.DB.prepare('SELECT coalesce(max(seq), 0) AS n FROM audit_events').first<{ n: number }>())?.n ?? 0;
+}
+
+/**
+ * A session-bound access token for the MCP resource (`aud` = ISSUER/mcp), signed with the server's key as the
+ * authorization server will issue them. Sign-in tokens are for the API (`aud` = ISSUER) and /mcp refuses them
+ * by design (RFC 8707), so this is how a test shows that ending a session also ends its tokens on /mcp.
+ */
+export async function mcpSessionToken(chittyId: string, sessionId: string, scope = '*'): Promise<string> {
+  const signed = await signJwt(env as unknown as Env, getDb(env.DB), {
+    typ: 'at+jwt',
+    subject: chittyId,
+    audience: `${env.ISSUER}/mcp`,
+    expiresIn: 600,
+    claims: { sid: sessionId, scope },
+  });
+  return signed.token;
 }
