@@ -9,6 +9,8 @@ export function issuePath(issue: Issue): string {
   return keys.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`)).join('');
 }
 
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max)}…` : text);
+
 /**
  * Input that fails the contract's schema becomes a 400 whose message names every bad field
  * (`name: Invalid length: Expected <=100 but received 100000`); the same on every door.
@@ -16,7 +18,8 @@ export function issuePath(issue: Issue): string {
  */
 export function shapeError(error: unknown): never {
   if (error instanceof ORPCError && error.code === 'BAD_REQUEST' && error.cause instanceof ValidationError) {
-    const issues = (error.cause.issues as readonly Issue[]).map((i) => ({ path: issuePath(i), message: i.message }));
+    // Issue messages quote the received value: cap them so a huge input is not echoed back.
+    const issues = (error.cause.issues as readonly Issue[]).map((i) => ({ path: issuePath(i), message: clip(i.message, 200) }));
     throw new ORPCError('BAD_REQUEST', {
       status: 400,
       message: `Invalid input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`.slice(0, 2000),

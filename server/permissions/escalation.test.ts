@@ -64,13 +64,13 @@ describe('acting on a more privileged account', () => {
     }
   });
 
-  it.each([
-    ['sets the admin password', 'PUT', () => `/v1/accounts/${root.chittyId}/password`, { new_password: 'taken over password' }],
-    ['disables the admin', 'POST', () => `/v1/accounts/${root.chittyId}/disable`, undefined],
-    ['creates an API key for the admin', 'POST', () => '/v1/api-keys', { name: 'backdoor' }],
-  ] as const)('refuses when a deputy %s', async (_, method, path, body) => {
-    const input = path() === '/v1/api-keys' ? { ...body, chitty_id: root.chittyId } : body;
-    const res = await rest(method, path(), input, deputy.token);
+  const attempts: [string, string, (admin: string) => string, (admin: string) => Record<string, unknown> | undefined][] = [
+    ['sets the admin password', 'PUT', (id) => `/v1/accounts/${id}/password`, () => ({ new_password: 'taken over password' })],
+    ['disables the admin', 'POST', (id) => `/v1/accounts/${id}/disable`, () => undefined],
+    ['creates an API key for the admin', 'POST', () => '/v1/api-keys', (id) => ({ name: 'backdoor', chitty_id: id })],
+  ];
+  it.each(attempts)('refuses when a deputy %s', async (_, method, path, body) => {
+    const res = await rest(method, path(root.chittyId), body(root.chittyId), deputy.token);
     expect(res.status).toBe(403);
     const a = await rest('GET', '/v1/accounts/me', undefined, root.token);
     expect(a.status).toBe(200);

@@ -1,5 +1,6 @@
 import { env } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SHARDS, shardOf } from './shards';
 import { contract } from '../../contract';
 import { toJsonSchemaOf } from '../../contract/json-schema';
 import { walkContract, type ContractEntry } from '../../contract/walk';
@@ -22,7 +23,7 @@ interface BadCase {
   doors: DoorName[];
 }
 
-const entries = walkContract(contract);
+const allEntries = walkContract(contract);
 const inputSchema = (e: ContractEntry) => toJsonSchemaOf(e.procedure['~orpc'].inputSchema as never, 'input') as Json;
 const pathParams = (e: ContractEntry) => [...e.route.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
 
@@ -85,43 +86,49 @@ function withoutCredentialBookkeeping(snapshot: Record<string, unknown[]>) {
   );
 }
 
-let root: Caller;
-let rootKey: string;
+/** Defines the suite for one shard of the contract's procedures (see shards.ts). */
+export function defineBadInputSuite(shard: number): void {
+  const entries = shardOf(allEntries, shard);
+  let root: Caller;
+  let rootKey: string;
 
-beforeAll(async () => {
-  root = await admin();
-  rootKey = await apiKey(root);
-  await mcp('tools/list', {}, rootKey);
-});
-
-describe('contract bad input', () => {
-  it('declares a maxLength for every string input, so oversized input is refused', () => {
-    const unbounded = entries.flatMap((e) =>
-      Object.entries(inputSchema(e).properties ?? {})
-        .filter(([, s]) => s.type === 'string' && !s.enum && s.maxLength === undefined)
-        .map(([field]) => `${e.name}.${field}`),
-    );
-    expect(unbounded).toEqual([]);
+  beforeAll(async () => {
+    root = await admin();
+    rootKey = await apiKey(root);
+    await mcp('tools/list', {}, rootKey);
   });
 
-  it.each(entries.map((e) => [e.name, e] as const))('%s refuses bad input on every door and writes nothing', async (name, entry) => {
-    const { input } = await fixtures[name]!(root);
-    const cases = badCases(entry, input);
-    expect(cases.length).toBeGreaterThanOrEqual(2);
-    const before = withoutCredentialBookkeeping(await snapshotDatabase());
-    const failures: string[] = [];
-    for (const c of cases) {
-      for (const door of c.doors) {
-        const a = await DOORS[door](entry, c.input, rootKey);
-        const ok =
-          !a.ok &&
-          ((a.code === 'BAD_REQUEST' && a.status === 400 && a.message.includes(c.field)) ||
-            (door === 'mcp' && c.field === '(input)' && a.code === 'JSONRPC_INVALID_PARAMS'));
-        if (!ok) failures.push(`${door} · ${c.label}: ${JSON.stringify(a).slice(0, 300)}`);
-      }
-    }
-    expect(failures).toEqual([]);
-    expect(withoutCredentialBookkeeping(await snapshotDatabase())).toEqual(before);
-    void env;
+  describe(`contract bad input (shard ${shard} of ${SHARDS})`, () => {
+    it('declares a maxLength for every string input, so oversized input is refused', () => {
+      const unbounded = allEntries.flatMap((e) =>
+        Object.entries(inputSchema(e).properties ?? {})
+          .filter(([, s]) => s.type === 'string' && !s.enum && s.maxLength === undefined)
+          .map(([field]) => `${e.name}.${field}`),
+      );
+      expect(unbounded).toEqual([]);
+    });
+
+    it.each(entries.map((e) => [e.name, e] as const))('%s refuses bad input on every door and writes nothing', async (name, entry) => {
+      const { input } = await fixtures[name]!(root);
+      const cases = badCases(entry, input);
+      expect(cases.length).toBeGreaterThanOrEqual(2);
+      const before = withoutCredentialBookkeeping(await snapshotDatabase());
+      // Every case is independent and must fail validation, so they run concurrently.
+      const answers = await Promise.all(
+        cases.flatMap((c) => c.doors.map(async (door) => ({ c, door, a: await DOORS[door](entry, c.input, rootKey) }))),
+      );
+      const failures = answers
+        .filter(({ c, door, a }) => {
+          const ok =
+            !a.ok &&
+            ((a.code === 'BAD_REQUEST' && a.status === 400 && a.message.includes(c.field)) ||
+              (door === 'mcp' && c.field === '(input)' && a.code === 'JSONRPC_INVALID_PARAMS'));
+          return !ok;
+        })
+        .map(({ c, door, a }) => `${door} · ${c.label}: ${JSON.stringify(a).slice(0, 300)}`);
+      expect(failures).toEqual([]);
+      expect(withoutCredentialBookkeeping(await snapshotDatabase())).toEqual(before);
+      void env;
+    });
   });
-});
+}

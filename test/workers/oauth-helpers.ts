@@ -11,10 +11,10 @@ export async function pkcePair() {
   return { verifier, challenge: base64url.encode(new Uint8Array(digest)) };
 }
 
-export async function registerClient(meta: Record<string, unknown> = {}) {
+export async function registerClient(meta: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   const res = await SELF.fetch(`${ORIGIN}/oauth/register`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ client_name: 'Test MCP client', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none', ...meta }),
   });
   return { status: res.status, body: (await res.json()) as Record<string, any> };
@@ -62,12 +62,16 @@ export interface FlowOptions {
 
 /** Drives /oauth/authorize as a person with a browser would: login form, then consent form. Returns the redirect. */
 export async function authorizeAsBrowser(o: FlowOptions) {
-  const browser = o.browser ?? new Browser();
   const { verifier, challenge } = await pkcePair();
   const state = crypto.randomUUID();
-  let res = await browser.fetch(
-    authorizeUrl({ response_type: 'code', client_id: o.clientId, redirect_uri: o.redirectUri ?? REDIRECT, scope: o.scope ?? 'mcp:read mcp:write', state, code_challenge: challenge, code_challenge_method: 'S256', resource: o.resource ?? MCP_RESOURCE }),
-  );
+  const url = authorizeUrl({ response_type: 'code', client_id: o.clientId, redirect_uri: o.redirectUri ?? REDIRECT, scope: o.scope ?? 'mcp:read mcp:write', state, code_challenge: challenge, code_challenge_method: 'S256', resource: o.resource ?? MCP_RESOURCE });
+  return { ...(await completeAuthorization(url, o)), verifier, state };
+}
+
+/** Opens an authorization URL made elsewhere (e.g. by create_linked_app_oauth) and signs in and consents. */
+export async function completeAuthorization(url: string, o: Omit<FlowOptions, 'clientId'> = {}) {
+  const browser = o.browser ?? new Browser();
+  let res = await browser.fetch(url);
   let html = await res.text();
   if (html.includes('name="password"')) {
     res = await browser.post(`${ORIGIN}/oauth/authorize`, { csrf_token: field(html, 'csrf_token')!, request: field(html, 'request')!, username: o.username ?? 'admin', password: o.password ?? ADMIN_PASSWORD, action: 'login' });
@@ -78,7 +82,7 @@ export async function authorizeAsBrowser(o: FlowOptions) {
   }
   const location = res.headers.get('location');
   const redirect = location ? new URL(location) : null;
-  return { res, html, redirect, verifier, state, browser, code: redirect?.searchParams.get('code') ?? null };
+  return { res, html, redirect, browser, code: redirect?.searchParams.get('code') ?? null };
 }
 
 export async function token(form: Record<string, string>, headers: Record<string, string> = {}) {
@@ -86,10 +90,13 @@ export async function token(form: Record<string, string>, headers: Record<string
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
-/** Register, authorize, exchange: a fresh access and refresh token for the admin. */
-export async function fullFlow(scope = 'mcp:read mcp:write') {
-  const client = await registerClient();
-  const flow = await authorizeAsBrowser({ clientId: client.body.client_id, scope });
+/**
+ * Register (unless `clientId` is given), authorize, exchange: a fresh access and refresh token for the admin.
+ * Pass a `browser` to stay signed in across flows (and skip the consent a client was already given).
+ */
+export async function fullFlow(scope = 'mcp:read mcp:write', o: { clientId?: string; browser?: Browser } = {}) {
+  const client = o.clientId ? { body: { client_id: o.clientId } } : await registerClient();
+  const flow = await authorizeAsBrowser({ clientId: client.body.client_id, scope, ...(o.browser ? { browser: o.browser } : {}) });
   const tokens = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, client_id: client.body.client_id, redirect_uri: REDIRECT, resource: MCP_RESOURCE });
   return { clientId: client.body.client_id as string, flow, tokens };
 }

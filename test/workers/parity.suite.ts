@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SHARDS, shardOf } from './shards';
 import { contract } from '../../contract';
 import { buildToolManifest } from '../../contract/mcp-tools';
 import { walkContract } from '../../contract/walk';
@@ -10,7 +11,7 @@ import { admin, apiKey, mcp, rest, type Caller } from './helpers';
  * The doors can never disagree: for every procedure in the contract, the same call through the typed
  * client (/rpc), REST (/v1) and MCP (/mcp) gives the same answer, and the same denial.
  */
-const entries = walkContract(contract);
+const allEntries = walkContract(contract);
 
 const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt)_[0-9a-z]{26}$/;
 /** Values a procedure makes at random by design (PKCE verifier, state). */
@@ -40,62 +41,69 @@ function normalize(value: unknown, volatile: string[], stable: string[], key = '
   return value;
 }
 
-let root: Caller;
-let rootKey: string;
-let deniedKey: string;
+/** Defines the suite for one shard of the contract's procedures (see shards.ts). */
+export function defineParitySuite(shard: number): void {
+  const entries = shardOf(allEntries, shard);
+  let root: Caller;
+  let rootKey: string;
+  let deniedKey: string;
 
-beforeAll(async () => {
-  root = await admin();
-  // API keys work on all three doors (session tokens are for /v1 and /rpc only).
-  rootKey = await apiKey(root);
-  await mcp('tools/list', {}, rootKey); // sets last_used_at before anything compares it
-  // A credential whose holder has no grants at all: an app identity with a key of its own. (A credential
-  // whose holder has the grants but not the scopes gets an HTTP insufficient_scope challenge on /mcp
-  // instead, which the OAuth tests cover.)
-  const app = await rest('POST', '/v1/identities', { type: 'APP', display_name: 'No grants' }, root.token);
-  const key = await rest('POST', '/v1/api-keys', { chitty_id: app.body.chitty_id, name: 'no grants' }, root.token);
-  deniedKey = key.body.api_key;
-});
-
-describe('contract parity', () => {
-  it('has a parity case for every procedure in the contract', () => {
-    expect(entries.length).toBeGreaterThanOrEqual(41);
-    expect(entries.map((e) => e.name).filter((name) => !fixtures[name])).toEqual([]);
+  beforeAll(async () => {
+    root = await admin();
+    // API keys work on all three doors (session tokens are for /v1 and /rpc only).
+    rootKey = await apiKey(root);
+    await mcp('tools/list', {}, rootKey); // sets last_used_at before anything compares it
+    // A credential whose holder has no grants at all: an app identity with a key of its own. (A credential
+    // whose holder has the grants but not the scopes gets an HTTP insufficient_scope challenge on /mcp
+    // instead, which the OAuth tests cover.)
+    const app = await rest('POST', '/v1/identities', { type: 'APP', display_name: 'No grants' }, root.token);
+    const key = await rest('POST', '/v1/api-keys', { chitty_id: app.body.chitty_id, name: 'no grants' }, root.token);
+    deniedKey = key.body.api_key;
   });
 
-  it.each(entries.map((e) => [e.name, e] as const))('%s gives the same answer through every door', async (name, entry) => {
-    const answers: Partial<Record<string, unknown>> = {};
-    const raw: Answer[] = [];
-    for (const door of doorsOf(entry)) {
+  describe(`contract parity (shard ${shard} of ${SHARDS})`, () => {
+    it('has a parity case for every procedure in the contract', () => {
+      expect(allEntries.length).toBeGreaterThanOrEqual(41);
+      expect(allEntries.map((e) => e.name).filter((name) => !fixtures[name])).toEqual([]);
+      // The shards together are the whole contract, each procedure once.
+      const sharded = Array.from({ length: SHARDS }, (_, k) => shardOf(allEntries, k)).flat().map((e) => e.name);
+      expect(sharded.sort()).toEqual(allEntries.map((e) => e.name).sort());
+    });
+
+    it.each(entries.map((e) => [e.name, e] as const))('%s gives the same answer through every door', async (name, entry) => {
+      const answers: Partial<Record<string, unknown>> = {};
+      const raw: Answer[] = [];
+      for (const door of doorsOf(entry)) {
+        const prepared = await fixtures[name]!(root);
+        const answer = await DOORS[door](entry, prepared.input, rootKey);
+        raw.push(answer);
+        answers[door] = normalize(answer, prepared.volatile ?? [], [root.chittyId]);
+      }
+      // bootstrap is the one procedure whose valid call must fail once an admin exists.
+      if (name === 'accounts.bootstrap') expect(raw.map((a) => (a.ok ? 'ok' : a.code))).toEqual(raw.map(() => 'CONFLICT'));
+      else expect(raw.filter((a) => !a.ok)).toEqual([]);
+      expect(answers.rest).toEqual(answers.client);
+      if (entry.meta.tool) expect(answers.mcp).toEqual(answers.client);
+    });
+
+    const guarded = entries.filter((e) => !e.meta.public);
+    it.each(guarded.map((e) => [e.name, e] as const))('%s denies the same through every door', async (name, entry) => {
       const prepared = await fixtures[name]!(root);
-      const answer = await DOORS[door](entry, prepared.input, rootKey);
-      raw.push(answer);
-      answers[door] = normalize(answer, prepared.volatile ?? [], [root.chittyId]);
-    }
-    // bootstrap is the one procedure whose valid call must fail once an admin exists.
-    if (name === 'accounts.bootstrap') expect(raw.map((a) => (a.ok ? 'ok' : a.code))).toEqual(raw.map(() => 'CONFLICT'));
-    else expect(raw.filter((a) => !a.ok)).toEqual([]);
-    expect(answers.rest).toEqual(answers.client);
-    if (entry.meta.tool) expect(answers.mcp).toEqual(answers.client);
-  });
+      const answers = await Promise.all(doorsOf(entry).map((door) => DOORS[door](entry, prepared.input, deniedKey)));
+      const expected = entry.meta.permission === null ? 'allowed' : 'FORBIDDEN 403';
+      expect(answers.map((a) => (a.ok ? 'allowed' : `${a.code} ${a.status}`))).toEqual(answers.map(() => expected));
+      if (!answers[0]!.ok) {
+        for (const a of answers) expect(a).toMatchObject({ message: `Permission denied: this requires ${entry.meta.permission}` });
+      }
+    });
 
-  const guarded = entries.filter((e) => !e.meta.public);
-  it.each(guarded.map((e) => [e.name, e] as const))('%s denies the same through every door', async (name, entry) => {
-    const prepared = await fixtures[name]!(root);
-    const answers = await Promise.all(doorsOf(entry).map((door) => DOORS[door](entry, prepared.input, deniedKey)));
-    const expected = entry.meta.permission === null ? 'allowed' : 'FORBIDDEN 403';
-    expect(answers.map((a) => (a.ok ? 'allowed' : `${a.code} ${a.status}`))).toEqual(answers.map(() => expected));
-    if (!answers[0]!.ok) {
-      for (const a of answers) expect(a).toMatchObject({ message: `Permission denied: this requires ${entry.meta.permission}` });
-    }
+    it('lists over MCP exactly the tools the caller may call', async () => {
+      const all = buildToolManifest(contract).map(({ tool }) => tool.name).sort();
+      const forRoot = (await mcp('tools/list', {}, rootKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
+      expect(forRoot).toEqual(all);
+      const forDenied = (await mcp('tools/list', {}, deniedKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
+      const open = allEntries.filter((e) => e.meta.tool && e.meta.permission === null).map((e) => e.meta.tool).sort();
+      expect(forDenied).toEqual(open);
+    });
   });
-
-  it('lists over MCP exactly the tools the caller may call', async () => {
-    const all = buildToolManifest(contract).map(({ tool }) => tool.name).sort();
-    const forRoot = (await mcp('tools/list', {}, rootKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
-    expect(forRoot).toEqual(all);
-    const forDenied = (await mcp('tools/list', {}, deniedKey)).body.result.tools.map((t: { name: string }) => t.name).sort();
-    const open = entries.filter((e) => e.meta.tool && e.meta.permission === null).map((e) => e.meta.tool).sort();
-    expect(forDenied).toEqual(open);
-  });
-});
+}

@@ -1,0 +1,3 @@
+import { defineBadInputSuite } from './bad-input.suite';
+
+defineBadInputSuite(2);

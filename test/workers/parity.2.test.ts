@@ -1,0 +1,3 @@
+import { defineParitySuite } from './parity.suite';
+
+defineParitySuite(2);
