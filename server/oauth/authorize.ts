@@ -11,7 +11,7 @@ import { sign, verify } from './csrf';
 import { OAuthError } from './errors';
 import { insertCode, insertGrant } from './grants';
 import { mcpResource } from './metadata';
-import { consentPage, errorPage, loginPage, PAGE_HEADERS, SCOPE_DESCRIPTIONS } from './pages';
+import { consentPage, errorPage, formPageHeaders, loginPage, PAGE_HEADERS, SCOPE_DESCRIPTIONS } from './pages';
 import { checkResource, checkScope } from './params';
 import { CHALLENGE_PATTERN } from './pkce';
 
@@ -118,10 +118,10 @@ function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Clie
   });
 }
 
-async function issueCode(env: Env, db: DB, req: AuthorizationRequest, user: Principal): Promise<Response> {
+async function issueCode(env: Env, db: DB, req: AuthorizationRequest, user: Principal, headers: Record<string, string> = {}): Promise<Response> {
   const grant = await insertGrant(db, { clientId: req.client_id, chittyId: user.chittyId, scope: req.scope, resource: req.resource });
   const code = await insertCode(db, grant.id, req.client_id, req.redirect_uri, req.code_challenge);
-  return redirectTo(env, req.redirect_uri, { code, state: req.state });
+  return redirectTo(env, req.redirect_uri, { code, state: req.state }, 303, headers);
 }
 
 async function usernameOf(db: DB, chittyId: string) {
@@ -146,12 +146,14 @@ async function continueRequest(env: Env, db: DB, request: Request, url: URL, req
     const csrf = await sign(secret, 'login', nonce, {}, REQUEST_TTL_S);
     return html(loginPage({ action: `${url.origin}/oauth/authorize`, csrf, request: signed, clientName: client.client_name }), 200, {
       ...extraHeaders,
+      ...formPageHeaders(req.redirect_uri),
       'set-cookie': setCookie(env, url, NONCE_COOKIE, nonce, REQUEST_TTL_S),
     });
   }
-  if (await rememberedConsent(db, user, req)) return issueCode(env, db, req, user);
+  // Right after a login, extraHeaders carry the new session cookie: the redirect must set it too.
+  if (await rememberedConsent(db, user, req)) return issueCode(env, db, req, user, extraHeaders);
   const csrf = await sign(secret, 'consent', user.sessionId!, {}, REQUEST_TTL_S);
-  return html(consentView(env, url, req, client, signed, csrf, await usernameOf(db, user.chittyId)), 200, extraHeaders);
+  return html(consentView(env, url, req, client, signed, csrf, await usernameOf(db, user.chittyId)), 200, { ...extraHeaders, ...formPageHeaders(req.redirect_uri) });
 }
 
 export async function handleAuthorize(request: Request, env: Env, db: DB): Promise<Response> {
@@ -206,7 +208,7 @@ async function authorizePost(request: Request, env: Env, db: DB, url: URL): Prom
     if (!result.ok) {
       const csrf = await sign(secret, 'login', nonce, {}, REQUEST_TTL_S);
       const message = result.reason === 'locked' ? 'Too many failed sign-ins. Try again in 15 minutes.' : 'Wrong username or password.';
-      return html(loginPage({ action: `${url.origin}/oauth/authorize`, csrf, request: form.get('request')!, clientName: client.client_name, error: message, username }), result.reason === 'locked' ? 429 : 401);
+      return html(loginPage({ action: `${url.origin}/oauth/authorize`, csrf, request: form.get('request')!, clientName: client.client_name, error: message, username }), result.reason === 'locked' ? 429 : 401, formPageHeaders(req.redirect_uri));
     }
     const user = await currentUserFromToken(env, db, result.token);
     return continueRequest(env, db, request, url, req, client, { 'set-cookie': setCookie(env, url, SESSION_COOKIE, result.token, result.expiresIn) }, user);

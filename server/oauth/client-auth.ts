@@ -14,6 +14,8 @@ export async function authenticateClient(env: Env, db: DB, request: Request, for
   if (basic && postSecret) throw new OAuthError('invalid_request', 'use one client authentication method, not two');
   const clientId = basic?.id ?? form.get('client_id');
   if (basic && form.get('client_id') && form.get('client_id') !== basic.id) throw new OAuthError('invalid_request', 'client_id does not match the Authorization header');
+  // RFC 6749 §5.2: "no client authentication included" is invalid_client (401), as RFC 7662 §2.3 expects too.
+  if (!clientId) throw unauthorizedClient('client authentication is required: send client_id, with the secret if the client has one', false);
 
   let client: Client;
   try {

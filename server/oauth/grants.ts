@@ -1,3 +1,4 @@
+import { insertAuditEvent } from '../audit/audit.store';
 import { decrypt, encrypt } from '../crypto/encryption';
 import { randomSecret, sha256Hex } from '../crypto/hash';
 import type { DB, OAuthGrantsTable } from '../db/schema';
@@ -69,6 +70,15 @@ export async function revokeGrant(db: DB, id: string, reason: string): Promise<v
 }
 
 /**
+ * A replayed code or refresh token is an attack signal (RFC 9700 §4.5, §4.14.2): the grant is revoked and the
+ * audit log records who presented what.
+ */
+export async function revokeGrantOnReuse(db: DB, grantId: string, reason: string, clientId: string): Promise<void> {
+  await revokeGrant(db, grantId, reason);
+  await insertAuditEvent(db, { actor: clientId, action: 'oauth.token', target: grantId, door: 'oauth', outcome: 'denied', detail: { reason, grant_revoked: true } });
+}
+
+/**
  * Whether a grant still stands. Revocations made by this isolate take effect at once; those made
  * elsewhere within REVOCATION_CACHE_MS (the cache lifetime).
  */
@@ -121,14 +131,17 @@ export type RefreshResult = { grant: OAuthGrantsTable; refreshToken: string };
  * - the token it replaced, presented again within REFRESH_GRACE_S, gets the same new token back
  *   (a client that lost the response is not logged out, and nothing rotates twice);
  * - any other reuse of a replaced token revokes the whole grant.
+ * `check` validates the rest of the request against the grant before anything is written: when it throws,
+ * the token has not rotated (a refused request must not cost the client its refresh token).
  */
-export async function rotateRefreshToken(env: Env, db: DB, presented: string, clientId: string): Promise<RefreshResult> {
+export async function rotateRefreshToken(env: Env, db: DB, presented: string, clientId: string, check: (grant: OAuthGrantsTable) => unknown = () => {}): Promise<RefreshResult> {
   const hash = await sha256Hex(presented);
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await db.selectFrom('oauth_grants').selectAll().where('refresh_hash', '=', hash).executeTakeFirst();
     if (current) {
       if (current.client_id !== clientId) throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
       if (current.revoked_at || current.expires_at <= nowIso()) throw new OAuthError('invalid_grant', 'refresh token is expired or revoked');
+      check(current);
       const next = `${REFRESH_PREFIX}${randomSecret(48)}`;
       const res = await db
         .updateTable('oauth_grants')
@@ -152,9 +165,10 @@ export async function rotateRefreshToken(env: Env, db: DB, presented: string, cl
     if (previous.client_id !== clientId) throw new OAuthError('invalid_grant', 'refresh token was issued to another client');
     const withinGrace = previous.rotated_at && Date.now() - Date.parse(previous.rotated_at) < REFRESH_GRACE_S * 1000;
     if (!previous.revoked_at && withinGrace && previous.next_refresh_encrypted) {
+      check(previous);
       return { grant: previous, refreshToken: await decrypt(env.ENCRYPTION_KEY, previous.next_refresh_encrypted, refreshAad(previous.id)) };
     }
-    await revokeGrant(db, previous.id, 'refresh_token_reuse');
+    await revokeGrantOnReuse(db, previous.id, 'refresh_token_reuse', clientId);
     throw new OAuthError('invalid_grant', 'refresh token was already used; the grant has been revoked');
   }
   throw new OAuthError('invalid_grant', 'refresh token is invalid');

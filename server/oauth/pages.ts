@@ -13,6 +13,18 @@ export const PAGE_HEADERS = {
   'referrer-policy': 'no-referrer',
 };
 
+/**
+ * Headers of a page whose form can end in a redirect back to the client (login, consent). Browsers check
+ * `form-action` against every redirect that follows a form submission (Chromium blocks the 303 to the
+ * redirect URI otherwise), so the redirect URI's origin (a private-use scheme for native apps) is allowed
+ * besides 'self'.
+ */
+export function formPageHeaders(redirectUri: string): Record<string, string> {
+  const url = new URL(redirectUri);
+  const source = url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
+  return { 'content-security-policy': PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${source}`) };
+}
+
 const STYLE = `
 body{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2433;margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
 main{background:#fff;border-radius:12px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:32px;max-width:420px;width:100%;box-sizing:border-box}

@@ -1,3 +1,4 @@
+import { insertAuditEvent } from '../audit/audit.store';
 import { sha256Hex } from '../crypto/hash';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
@@ -26,7 +27,10 @@ export async function handleRevoke(request: Request, env: Env, db: DB): Promise<
   if (!token) throw new OAuthError('invalid_request', 'token is required');
   const grant = await grantOf(env, db, token);
   // RFC 7009 §2.1: a token of another client is not revoked; §2.2: unknown tokens still get 200.
-  if (grant && grant.client_id === client.client_id) await revokeGrant(db, grant.id, 'revoked_by_client');
+  if (grant && grant.client_id === client.client_id && !grant.revoked_at) {
+    await revokeGrant(db, grant.id, 'revoked_by_client');
+    await insertAuditEvent(db, { actor: client.client_id, action: 'oauth.revoke', target: grant.id, door: 'oauth', outcome: 'success', detail: { chitty_id: grant.chitty_id } });
+  }
   return noStoreJson({});
 }
 

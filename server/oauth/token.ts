@@ -1,11 +1,11 @@
 import { sha256Hex } from '../crypto/hash';
-import type { DB } from '../db/schema';
+import type { DB, OAuthGrantsTable } from '../db/schema';
 import type { Env } from '../env';
 import { nowIso } from '../lib/time';
 import { authenticateClient, readForm } from './client-auth';
 import type { Client } from './clients';
 import { noStoreJson, OAuthError } from './errors';
-import { ACCESS_TOKEN_TTL_S, findGrant, insertGrant, issueAccessToken, issueRefreshToken, revokeGrant, rotateRefreshToken, type TokenResponse } from './grants';
+import { ACCESS_TOKEN_TTL_S, findGrant, insertGrant, issueAccessToken, issueRefreshToken, revokeGrantOnReuse, rotateRefreshToken, type TokenResponse } from './grants';
 import { checkResource, checkScope, narrowScope } from './params';
 import { verifyPkce } from './pkce';
 
@@ -45,11 +45,11 @@ export async function exchangeCode(env: Env, db: DB, client: Client, form: URLSe
   const claim = await db.updateTable('oauth_codes').set({ used_at: nowIso() }).where('code_hash', '=', hash).where('used_at', 'is', null).executeTakeFirst();
   if (Number(claim.numUpdatedRows) !== 1) {
     // OAuth 2.1 §4.1.3 / RFC 9700 §4.5: a replayed code revokes every token issued from it.
-    await revokeGrant(db, row.grant_id, 'authorization_code_replay');
+    await revokeGrantOnReuse(db, row.grant_id, 'authorization_code_replay', client.client_id);
     throw new OAuthError('invalid_grant', 'authorization code was already used; its tokens have been revoked');
   }
   if (row.client_id !== client.client_id) {
-    await revokeGrant(db, row.grant_id, 'authorization_code_other_client');
+    await revokeGrantOnReuse(db, row.grant_id, 'authorization_code_other_client', client.client_id);
     throw new OAuthError('invalid_grant', 'authorization code was issued to another client');
   }
   if (row.expires_at <= nowIso()) throw new OAuthError('invalid_grant', 'authorization code has expired');
@@ -75,11 +75,15 @@ export async function exchangeCode(env: Env, db: DB, client: Client, form: URLSe
 export async function refresh(env: Env, db: DB, client: Client, form: URLSearchParams): Promise<TokenResponse> {
   const presented = form.get('refresh_token');
   if (!presented) throw new OAuthError('invalid_request', 'refresh_token is required');
-  const { grant, refreshToken } = await rotateRefreshToken(env, db, presented, client.client_id);
-  // The resource stays bound to the grant; a different one is refused.
   const resource = form.get('resource');
-  if (resource !== null && checkResource(env, resource) !== grant.resource) throw new OAuthError('invalid_target', 'resource differs from the one this grant was issued for');
-  const scope = narrowScope(form.get('scope'), grant.scope);
+  // Checked before the token rotates, so that a refused request leaves the refresh token as it was.
+  const checkRequest = (grant: OAuthGrantsTable) => {
+    // The resource stays bound to the grant; a different one is refused.
+    if (resource !== null && checkResource(env, resource) !== grant.resource) throw new OAuthError('invalid_target', 'resource differs from the one this grant was issued for');
+    return narrowScope(form.get('scope'), grant.scope);
+  };
+  const { grant, refreshToken } = await rotateRefreshToken(env, db, presented, client.client_id, checkRequest);
+  const scope = checkRequest(grant);
   return { access_token: await issueAccessToken(env, db, grant, scope), token_type: 'Bearer', expires_in: ACCESS_TOKEN_TTL_S, scope, refresh_token: refreshToken };
 }
 
