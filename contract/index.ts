@@ -5,6 +5,7 @@ import { identities } from './identities';
 import { jwt } from './jwt';
 import { mcp, oauth, tokens } from './oauth';
 import { permissions } from './permissions';
+import { servers } from './servers';
 import { sessions } from './sessions';
 
 /** The one contract. Every door, `openapi.yaml`, the MCP tool manifest and the typed client derive from it. */
@@ -19,6 +20,7 @@ export const contract = {
   oauth,
   tokens,
   mcp,
+  servers,
 };
 
 export type Contract = typeof contract;

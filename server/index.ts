@@ -15,6 +15,7 @@ import { handleRegister } from './oauth/register';
 import { handleIntrospect, handleRevoke } from './oauth/revoke';
 import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
+import { recheckServers } from './portal/health';
 import { readLimitedBytes } from './lib/urls';
 
 /** Requests larger than this are refused before anything parses them. */
@@ -168,10 +169,17 @@ export default {
   },
 
   async scheduled(_controller, env, ctx): Promise<void> {
+    const db = getDb(env.DB);
     ctx.waitUntil(
-      cleanupExpired(getDb(env.DB)).then(
+      cleanupExpired(db).then(
         (n) => console.log('cleanup', n),
         (e) => console.error('cleanup failed', e),
+      ),
+    );
+    ctx.waitUntil(
+      recheckServers(env, db).then(
+        (n) => console.log('health checks', n),
+        (e) => console.error('health checks failed', e),
       ),
     );
   },

@@ -6,6 +6,7 @@ import { jwt } from './jwt/jwt.router';
 import { mcp, oauth, tokens } from './oauth/oauth.router';
 import { os } from './orpc';
 import { permissions } from './permissions/permissions.router';
+import { servers } from './portal/servers.router';
 import { sessions } from './sessions/sessions.router';
 
 /** The implementation of the whole contract; every door serves exactly this. */
@@ -20,6 +21,7 @@ export const router = os.router({
   oauth,
   tokens,
   mcp,
+  servers,
 });
 
 export type Router = typeof router;

@@ -84,7 +84,7 @@ export interface AuditEventsTable {
   hash: string;
 }
 
-export interface Database extends OAuthDatabase {
+export interface Database extends OAuthDatabase, PortalDatabase {
   identities: IdentitiesTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -179,4 +179,36 @@ export interface OAuthDatabase {
   oauth_codes: OAuthCodesTable;
   oauth_consents: OAuthConsentsTable;
   rate_limits: RateLimitsTable;
+}
+
+export interface McpServersTable {
+  id: string;
+  name: string;
+  description: string | null;
+  version: string | null;
+  mcp_url: string;
+  health_url: string | null;
+  oauth_callback_url: string | null;
+  transport: 'streamable-http' | 'sse';
+  auth_type: 'none' | 'header' | 'oauth';
+  auth_config: string;
+  auth_secret_encrypted: string | null;
+  tags: string;
+  owner: string;
+  status: 'unknown' | 'ready' | 'unauthorized' | 'error' | 'unreachable';
+  status_detail: string | null;
+  latency_ms: number | null;
+  protocol_version: string | null;
+  capabilities: string | null;
+  tools: string | null;
+  checked_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PortalDatabase {
+  mcp_servers: McpServersTable;
+  mcp_server_access: { server_id: string; action: string; role: string };
+  mcp_tool_policies: { id: string; server_id: string; tool: string; subject_type: string; subject: string; effect: string; created_at: string };
+  mcp_server_preferences: { chitty_id: string; server_id: string; enabled: number; updated_at: string };
 }

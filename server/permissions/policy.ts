@@ -23,6 +23,8 @@ export const ROLES: Record<string, readonly string[]> = {
     'oauth:grants:revoke',
     'oauth:linked_apps:create',
     'tokens:validate',
+    'portal:servers:read',
+    'portal:servers:use',
   ],
   readonly: [
     'identity:ids:read',
@@ -36,6 +38,7 @@ export const ROLES: Record<string, readonly string[]> = {
     'oauth:clients:read',
     'oauth:grants:read',
     'tokens:validate',
+    'portal:servers:read',
   ],
 };
 

@@ -32,6 +32,19 @@ async function newClient(admin: Caller, extra: Record<string, unknown> = {}) {
   return res.body as { client_id: string; client_secret: string | null };
 }
 
+/** A registered MCP server (the SDK test server at https://mcp.example, see test/fixtures/third-parties.ts). */
+async function newServer(admin: Caller) {
+  const server_id = unique('srv-').toLowerCase();
+  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Parity server', endpoints: { mcp: 'https://mcp.example/mcp' }, tags: ['parity'] }, admin.token);
+  if (res.status !== 200) throw new Error(JSON.stringify(res.body));
+  return server_id;
+}
+
+const withServer = (make: (serverId: string) => Record<string, unknown>): Fixture => async (a) => {
+  const id = await newServer(a);
+  return { input: make(id), volatile: [id] };
+};
+
 export const fixtures: Record<string, Fixture> = {
   'identities.mint': async () => ({ input: { type: 'APP', display_name: 'Parity app' } }),
   'identities.get': async (a) => ({ input: { chitty_id: a.chittyId } }),
@@ -124,4 +137,22 @@ export const fixtures: Record<string, Fixture> = {
     return { input: { grant_type: 'authorization_code', client_id: client.client_id, code: flow.code!, code_verifier: flow.verifier, redirect_uri: REDIRECT, resource: MCP_RESOURCE } };
   },
   'mcp.portalAuthenticate': async () => ({ input: { assertion: await accessAssertion('portal.user@example.com') } }),
+
+  'servers.register': async () => {
+    const server_id = unique('srv-').toLowerCase();
+    return { input: { server_id, name: 'Parity server', description: 'Registered by the parity test', endpoints: { mcp: 'https://mcp.example/mcp' }, tags: ['parity'] }, volatile: [server_id] };
+  },
+  'servers.list': async () => ({ input: { limit: 200 } }),
+  'servers.get': withServer((server_id) => ({ server_id })),
+  'servers.update': withServer((server_id) => ({ server_id, description: 'Updated', tags: ['parity', 'updated'] })),
+  'servers.delete': withServer((server_id) => ({ server_id })),
+  'servers.check': withServer((server_id) => ({ server_id })),
+  'servers.policy': withServer((server_id) => ({ server_id })),
+  'servers.setPolicy': withServer((server_id) => ({
+    server_id,
+    access: { view: ['admin', 'user'], connect: ['admin'], call: ['admin'], admin: ['admin'] },
+    tools: [{ tool: 'add', effect: 'deny', role: 'readonly' }],
+  })),
+  'servers.setEnabled': withServer((server_id) => ({ server_id, enabled: false })),
+  'servers.access': withServer((server_id) => ({ server_id, action: 'call', tool: 'echo' })),
 };

@@ -1,0 +1,210 @@
+import * as v from 'valibot';
+import { base, CONFLICT, NOT_FOUND } from './base';
+import { ChittyIdSchema, NullableTimestampSchema, RoleSchema, TimestampSchema } from './schemas';
+
+const ServerIdSchema = v.pipe(v.string(), v.maxLength(64), v.regex(/^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/, 'Invalid server_id: 3 to 64 characters a-z, 0-9 and -'));
+const UrlSchema = v.pipe(v.string(), v.maxLength(512), v.url('Invalid URL'));
+const TagSchema = v.pipe(v.string(), v.maxLength(32), v.regex(/^[a-z0-9][a-z0-9_.-]*$/, 'Invalid tag: lowercase letters, digits, _ . -'));
+const ToolNameSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+const ActionSchema = v.picklist(['view', 'connect', 'call', 'admin'], 'Invalid action: view, connect, call or admin');
+const StatusSchema = v.picklist(['unknown', 'ready', 'unauthorized', 'error', 'unreachable']);
+
+const AuthInputSchema = v.variant('type', [
+  v.strictObject({ type: v.literal('none') }),
+  v.strictObject({
+    type: v.literal('header'),
+    header_name: v.pipe(v.string(), v.maxLength(64), v.regex(/^[A-Za-z0-9-]+$/, 'Invalid header name')),
+    header_value: v.pipe(v.string(), v.minLength(1), v.maxLength(4096), v.description('Secret; stored encrypted, never returned')),
+  }),
+  v.strictObject({
+    type: v.literal('oauth'),
+    scopes: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(128))), v.maxLength(16))),
+    client_id: v.optional(v.pipe(v.string(), v.maxLength(512), v.description('A pre-registered client id; omitted: Client ID Metadata Document or dynamic registration'))),
+    client_secret: v.optional(v.pipe(v.string(), v.maxLength(512), v.description('Secret; stored encrypted, never returned'))),
+  }),
+]);
+
+export const ServerSchema = v.object({
+  server_id: v.string(),
+  name: v.string(),
+  description: v.nullable(v.string()),
+  version: v.nullable(v.string()),
+  endpoints: v.object({ mcp: v.string(), health: v.nullable(v.string()), oauth_callback: v.nullable(v.string()) }),
+  transport: v.picklist(['streamable-http', 'sse']),
+  auth: v.object({ type: v.string(), header_name: v.nullable(v.string()), scopes: v.nullable(v.array(v.string())), client_id: v.nullable(v.string()), has_secret: v.boolean() }),
+  tags: v.array(v.string()),
+  owner: v.string(),
+  status: StatusSchema,
+  status_detail: v.nullable(v.string()),
+  latency_ms: v.nullable(v.number()),
+  protocol_version: v.nullable(v.string()),
+  capabilities: v.nullable(v.record(v.string(), v.unknown())),
+  tools: v.array(v.object({ name: v.string(), title: v.nullable(v.string()), description: v.nullable(v.string()) })),
+  checked_at: NullableTimestampSchema,
+  enabled_for_me: v.boolean(),
+  my_access: v.array(ActionSchema),
+  created_at: TimestampSchema,
+  updated_at: TimestampSchema,
+});
+
+const ServerInputEntries = {
+  name: v.pipe(v.string(), v.minLength(1), v.maxLength(100)),
+  description: v.optional(v.pipe(v.string(), v.maxLength(1000))),
+  version: v.optional(v.pipe(v.string(), v.maxLength(32))),
+  endpoints: v.strictObject({ mcp: UrlSchema, health: v.optional(UrlSchema), oauth_callback: v.optional(UrlSchema) }),
+  transport: v.optional(v.picklist(['streamable-http', 'sse']), 'streamable-http'),
+  auth: v.optional(AuthInputSchema, { type: 'none' }),
+  tags: v.optional(v.pipe(v.array(TagSchema), v.maxLength(16)), []),
+};
+
+const URL_REFUSED = { status: 422, message: 'A URL of the server is not allowed (https and public addresses only)' } as const;
+
+export const registerServer = base
+  .route({
+    method: 'POST',
+    path: '/servers/register',
+    tags: ['Registry'],
+    summary: 'Register an MCP server',
+    description:
+      'Registers an MCP server, or updates it when the server_id is already yours (idempotent). MCP servers register themselves with an API key that holds portal:servers:register. URLs must be https to public addresses.',
+  })
+  .meta({ tool: 'register_mcp_server', permission: 'portal:servers:register', audit: true })
+  .errors({ CONFLICT, URL_REFUSED })
+  .input(v.strictObject({ server_id: ServerIdSchema, ...ServerInputEntries }))
+  .output(v.object({ server: ServerSchema, created: v.boolean() }));
+
+export const listServers = base
+  .route({ method: 'GET', path: '/servers', tags: ['Registry'], summary: 'List MCP servers', description: 'The servers you may see, filtered by tag, status or text.' })
+  .meta({ tool: 'list_mcp_servers', permission: 'portal:servers:read', readOnly: true })
+  .input(
+    v.strictObject({
+      tag: v.optional(TagSchema),
+      status: v.optional(StatusSchema),
+      q: v.optional(v.pipe(v.string(), v.maxLength(100))),
+      limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(200)), 50),
+      cursor: v.optional(v.pipe(v.string(), v.maxLength(64))),
+    }),
+  )
+  .output(v.object({ items: v.array(ServerSchema), next_cursor: v.nullable(v.string()) }));
+
+export const getServer = base
+  .route({ method: 'GET', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Get an MCP server', description: 'One server with its capabilities and the tools it listed at the last health check.' })
+  .meta({ tool: 'get_mcp_server', permission: 'portal:servers:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(ServerSchema);
+
+export const updateServer = base
+  .route({ method: 'PATCH', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Update an MCP server' })
+  .meta({ tool: 'update_mcp_server', permission: 'portal:servers:write', audit: true })
+  .errors({ NOT_FOUND, URL_REFUSED })
+  .input(
+    v.strictObject({
+      server_id: ServerIdSchema,
+      name: v.optional(ServerInputEntries.name),
+      description: v.optional(v.pipe(v.string(), v.maxLength(1000))),
+      version: v.optional(v.pipe(v.string(), v.maxLength(32))),
+      endpoints: v.optional(v.strictObject({ mcp: UrlSchema, health: v.optional(UrlSchema), oauth_callback: v.optional(UrlSchema) })),
+      auth: v.optional(AuthInputSchema),
+      tags: v.optional(v.pipe(v.array(TagSchema), v.maxLength(16))),
+    }),
+  )
+  .output(ServerSchema);
+
+export const deleteServer = base
+  .route({ method: 'DELETE', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Remove an MCP server', description: 'Removes a server with its access policy and preferences.' })
+  .meta({ tool: 'delete_mcp_server', permission: 'portal:servers:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(v.object({ deleted: v.boolean() }));
+
+export const checkServer = base
+  .route({
+    method: 'POST',
+    path: '/servers/{server_id}/check',
+    tags: ['Registry'],
+    summary: 'Check an MCP server now',
+    description: 'Probes the server over MCP (initialize, tools/list) and records its status, latency, protocol version, capabilities and tools.',
+  })
+  .meta({ tool: 'check_mcp_server', permission: 'portal:servers:check', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(ServerSchema);
+
+const ToolRuleSchema = v.strictObject({
+  tool: ToolNameSchema,
+  effect: v.picklist(['allow', 'deny']),
+  role: v.optional(RoleSchema),
+  chitty_id: v.optional(ChittyIdSchema),
+});
+
+export const PolicySchema = v.object({
+  server_id: v.string(),
+  access: v.object({ view: v.array(v.string()), connect: v.array(v.string()), call: v.array(v.string()), admin: v.array(v.string()) }),
+  tools: v.array(v.object({ tool: v.string(), effect: v.picklist(['allow', 'deny']), role: v.nullable(v.string()), chitty_id: v.nullable(v.string()) })),
+});
+
+export const getServerPolicy = base
+  .route({ method: 'GET', path: '/servers/{server_id}/policy', tags: ['Access'], summary: 'Get a server’s access policy', description: 'Which roles may view, connect to, call and administer the server, and the per-tool rules.' })
+  .meta({ tool: 'get_mcp_server_policy', permission: 'portal:servers:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(PolicySchema);
+
+export const setServerPolicy = base
+  .route({
+    method: 'PUT',
+    path: '/servers/{server_id}/policy',
+    tags: ['Access'],
+    summary: 'Set a server’s access policy',
+    description:
+      'Replaces the roles allowed per action and the per-tool rules. A deny rule wins over an allow; a tool with allow rules is callable only by those they name.',
+  })
+  .meta({ tool: 'set_mcp_server_policy', permission: 'portal:policies:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(
+    v.strictObject({
+      server_id: ServerIdSchema,
+      access: v.strictObject({
+        view: v.pipe(v.array(RoleSchema), v.maxLength(3)),
+        connect: v.pipe(v.array(RoleSchema), v.maxLength(3)),
+        call: v.pipe(v.array(RoleSchema), v.maxLength(3)),
+        admin: v.pipe(v.array(RoleSchema), v.maxLength(3)),
+      }),
+      tools: v.optional(
+        v.pipe(
+          v.array(v.pipe(ToolRuleSchema, v.check((r) => (r.role === undefined) !== (r.chitty_id === undefined), 'Invalid tool rule: give exactly one of role or chitty_id'))),
+          v.maxLength(200),
+        ),
+        [],
+      ),
+    }),
+  )
+  .output(PolicySchema);
+
+export const setServerEnabled = base
+  .route({ method: 'PUT', path: '/servers/{server_id}/enabled', tags: ['Access'], summary: 'Enable or disable a server for me', description: 'Turns a server on or off for the caller only.' })
+  .meta({ tool: 'set_mcp_server_enabled', permission: 'portal:servers:use', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema, enabled: v.boolean() }))
+  .output(ServerSchema);
+
+export const checkServerAccess = base
+  .route({ method: 'POST', path: '/servers/{server_id}/access', tags: ['Access'], summary: 'Check access to a server', description: 'Whether a ChittyID (default: the caller) may view, connect to, call or administer a server, or call one of its tools.' })
+  .meta({ tool: 'check_mcp_access', permission: 'portal:servers:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema, chitty_id: v.optional(ChittyIdSchema), action: ActionSchema, tool: v.optional(ToolNameSchema) }))
+  .output(v.object({ allowed: v.boolean(), reason: v.string() }));
+
+export const servers = {
+  register: registerServer,
+  list: listServers,
+  get: getServer,
+  update: updateServer,
+  delete: deleteServer,
+  check: checkServer,
+  policy: getServerPolicy,
+  setPolicy: setServerPolicy,
+  setEnabled: setServerEnabled,
+  access: checkServerAccess,
+};

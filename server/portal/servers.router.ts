@@ -1,0 +1,269 @@
+import { ORPCError } from '@orpc/server';
+import type { Authorizer } from '../auth/authorizer';
+import { encrypt } from '../crypto/encryption';
+import type { DB } from '../db/schema';
+import { newId } from '../lib/ids';
+import { assertPublicUrl, OutboundRefused } from '../lib/outbound';
+import { nowIso } from '../lib/time';
+import { authzOf, os } from '../orpc';
+import { listGrants } from '../permissions/permissions.store';
+import { grantsAllowing, scopesAllow, type GrantLike } from '../permissions/policy';
+import { ACTIONS, actionAllowed, allowedActions, toolAllowed, type AccessMap, type Action, type Caller } from './access';
+import { probeServer, recordHealth, secretAad } from './health';
+import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
+
+type AuthInput = { type: 'none' } | { type: 'header'; header_name: string; header_value: string } | { type: 'oauth'; scopes?: string[]; client_id?: string; client_secret?: string };
+
+/** A caller for the pure access policy: its roles, and a synchronous permission check (grants ∩ scopes). */
+const callerFrom = (chittyId: string, grants: GrantLike[], scopes: readonly string[]): Caller => ({
+  chittyId,
+  roles: grants.filter((g) => g.role).map((g) => g.role!),
+  can: (p) => scopesAllow(scopes, p) && grantsAllowing(grants, p).length > 0,
+});
+
+const callerFor = async (authz: Authorizer) => callerFrom(authz.principal.chittyId, await authz.grants(), authz.principal.scopes);
+
+function toServer(row: ServerRow, access: AccessMap, caller: Caller, enabled: boolean) {
+  const config = JSON.parse(row.auth_config) as { header_name?: string; scopes?: string[]; client_id?: string };
+  return {
+    server_id: row.id,
+    name: row.name,
+    description: row.description,
+    version: row.version,
+    endpoints: { mcp: row.mcp_url, health: row.health_url, oauth_callback: row.oauth_callback_url },
+    transport: row.transport,
+    auth: { type: row.auth_type, header_name: config.header_name ?? null, scopes: config.scopes ?? null, client_id: config.client_id ?? null, has_secret: row.auth_secret_encrypted !== null },
+    tags: JSON.parse(row.tags) as string[],
+    owner: row.owner,
+    status: row.status,
+    status_detail: row.status_detail,
+    latency_ms: row.latency_ms,
+    protocol_version: row.protocol_version,
+    capabilities: row.capabilities ? (JSON.parse(row.capabilities) as Record<string, unknown>) : null,
+    tools: row.tools ? (JSON.parse(row.tools) as { name: string; title: string | null; description: string | null }[]) : [],
+    checked_at: row.checked_at,
+    enabled_for_me: enabled,
+    my_access: allowedActions(access, row, caller),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+const notFound = (id: string) => new ORPCError('NOT_FOUND', { status: 404, message: `No MCP server ${id}` });
+
+/** The server, if the caller may at least see it (a hidden server is indistinguishable from a missing one). */
+async function visibleServer(db: DB, authz: Authorizer, id: string) {
+  const row = await findServer(db, id);
+  if (!row) throw notFound(id);
+  const caller = await callerFor(authz);
+  const access = await findAccess(db, id);
+  if (!actionAllowed(access, row, caller, 'view')) throw notFound(id);
+  return { row, caller, access };
+}
+
+async function requireAction(db: DB, authz: Authorizer, id: string, action: Action, orPermission: string) {
+  const found = await visibleServer(db, authz, id);
+  if (!actionAllowed(found.access, found.row, found.caller, action) && !(await authz.can(orPermission))) {
+    throw new ORPCError('FORBIDDEN', { status: 403, message: `Permission denied: this requires ${orPermission} or ${action} access to ${id}`, data: { permission: orPermission } });
+  }
+  return found;
+}
+
+async function serverOut(db: DB, authz: Authorizer, id: string) {
+  const { row, caller, access } = await visibleServer(db, authz, id);
+  return toServer(row, access, caller, await findEnabled(db, caller.chittyId, id));
+}
+
+/** https to public addresses only (loopback in development): refused URLs are a 422 naming the URL. */
+async function checkUrls(env: Parameters<typeof assertPublicUrl>[0], endpoints: { mcp: string; health?: string; oauth_callback?: string }) {
+  try {
+    for (const url of [endpoints.mcp, endpoints.health, endpoints.oauth_callback]) if (url) await assertPublicUrl(env, url);
+  } catch (error) {
+    if (error instanceof OutboundRefused) throw new ORPCError('URL_REFUSED', { status: 422, message: `URL refused: ${error.message}` });
+    throw error;
+  }
+}
+
+async function authColumns(secretKey: string, serverId: string, auth: AuthInput) {
+  if (auth.type === 'header') {
+    return { auth_type: 'header' as const, auth_config: JSON.stringify({ header_name: auth.header_name }), auth_secret_encrypted: await encrypt(secretKey, auth.header_value, secretAad(serverId)) };
+  }
+  if (auth.type === 'oauth') {
+    return {
+      auth_type: 'oauth' as const,
+      auth_config: JSON.stringify({ scopes: auth.scopes ?? null, client_id: auth.client_id ?? null }),
+      auth_secret_encrypted: auth.client_secret ? await encrypt(secretKey, auth.client_secret, secretAad(serverId)) : null,
+    };
+  }
+  return { auth_type: 'none' as const, auth_config: '{}', auth_secret_encrypted: null };
+}
+
+export const servers = {
+  register: os.servers.register.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    await checkUrls(context.env, input.endpoints);
+    const existing = await findServer(context.db, input.server_id);
+    if (existing && existing.owner !== authz.principal.chittyId && !(await authz.can('portal:servers:write'))) {
+      throw new ORPCError('CONFLICT', { status: 409, message: `server_id ${input.server_id} is registered by someone else` });
+    }
+    const now = nowIso();
+    const columns = {
+      name: input.name,
+      description: input.description ?? null,
+      version: input.version ?? null,
+      mcp_url: input.endpoints.mcp,
+      health_url: input.endpoints.health ?? null,
+      oauth_callback_url: input.endpoints.oauth_callback ?? null,
+      transport: input.transport,
+      ...(await authColumns(context.env.ENCRYPTION_KEY, input.server_id, input.auth as AuthInput)),
+      tags: JSON.stringify([...new Set(input.tags)]),
+      updated_at: now,
+    };
+    // Probe before storing anything: a URL that redirects or resolves somewhere private is refused outright;
+    // a server that is merely down is registered with that status.
+    const health = await probeServer(context.env, { id: input.server_id, ...columns });
+    if (health.refused) throw new ORPCError('URL_REFUSED', { status: 422, message: `URL refused: ${health.refused}` });
+    const healthColumns = {
+      status: health.status,
+      status_detail: health.detail,
+      latency_ms: health.latencyMs,
+      protocol_version: health.protocolVersion,
+      capabilities: health.capabilities ? JSON.stringify(health.capabilities) : null,
+      tools: health.tools ? JSON.stringify(health.tools) : null,
+      checked_at: now,
+    };
+    if (existing) {
+      await context.db.updateTable('mcp_servers').set({ ...columns, ...healthColumns }).where('id', '=', input.server_id).execute();
+    } else {
+      await context.db.insertInto('mcp_servers').values({ id: input.server_id, ...columns, ...healthColumns, owner: authz.principal.chittyId, created_at: now }).execute();
+    }
+    context.audit.target = input.server_id;
+    context.audit.detail = { created: !existing, mcp_url: input.endpoints.mcp, auth: input.auth.type, status: health.status };
+    return { server: await serverOut(context.db, authz, input.server_id), created: !existing };
+  }),
+
+  list: os.servers.list.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const caller = await callerFor(authz);
+    const rows = await listServers(context.db, input);
+    const page = rows.slice(0, input.limit);
+    const items = [];
+    for (const row of page) {
+      const access = await findAccess(context.db, row.id);
+      if (actionAllowed(access, row, caller, 'view')) items.push(toServer(row, access, caller, await findEnabled(context.db, caller.chittyId, row.id)));
+    }
+    return { items, next_cursor: rows.length > input.limit ? page.at(-1)!.id : null };
+  }),
+
+  get: os.servers.get.handler(async ({ input, context }) => serverOut(context.db, authzOf(context), input.server_id)),
+
+  update: os.servers.update.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:servers:write');
+    if (input.endpoints) await checkUrls(context.env, input.endpoints);
+    const auth = input.auth ? await authColumns(context.env.ENCRYPTION_KEY, row.id, input.auth as AuthInput) : {};
+    let health: Awaited<ReturnType<typeof probeServer>> | null = null;
+    if (input.endpoints || input.auth) {
+      health = await probeServer(context.env, { ...row, ...auth, ...(input.endpoints ? { mcp_url: input.endpoints.mcp } : {}) });
+      if (health.refused) throw new ORPCError('URL_REFUSED', { status: 422, message: `URL refused: ${health.refused}` });
+    }
+    await context.db
+      .updateTable('mcp_servers')
+      .set({
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.description !== undefined ? { description: input.description } : {}),
+        ...(input.version !== undefined ? { version: input.version } : {}),
+        ...(input.endpoints ? { mcp_url: input.endpoints.mcp, health_url: input.endpoints.health ?? null, oauth_callback_url: input.endpoints.oauth_callback ?? null } : {}),
+        ...auth,
+        ...(input.tags ? { tags: JSON.stringify([...new Set(input.tags)]) } : {}),
+        updated_at: nowIso(),
+      })
+      .where('id', '=', row.id)
+      .execute();
+    if (health) await recordHealth(context.db, row.id, health);
+    context.audit.target = row.id;
+    return serverOut(context.db, authz, row.id);
+  }),
+
+  delete: os.servers.delete.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:servers:write');
+    await context.db.deleteFrom('mcp_tool_policies').where('server_id', '=', row.id).execute();
+    await context.db.deleteFrom('mcp_server_access').where('server_id', '=', row.id).execute();
+    await context.db.deleteFrom('mcp_server_preferences').where('server_id', '=', row.id).execute();
+    await context.db.deleteFrom('mcp_servers').where('id', '=', row.id).execute();
+    context.audit.target = row.id;
+    return { deleted: true };
+  }),
+
+  check: os.servers.check.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await visibleServer(context.db, authz, input.server_id);
+    const result = await probeServer(context.env, row);
+    await recordHealth(context.db, row.id, result);
+    context.audit.target = row.id;
+    context.audit.detail = { status: result.status, latency_ms: result.latencyMs };
+    return serverOut(context.db, authz, row.id);
+  }),
+
+  policy: os.servers.policy.handler(async ({ input, context }) => {
+    const { row, access } = await visibleServer(context.db, authzOf(context), input.server_id);
+    const rules = await listToolRules(context.db, row.id);
+    return {
+      server_id: row.id,
+      access,
+      tools: rules.map((r) => ({ tool: r.tool, effect: r.effect, role: r.subject_type === 'role' ? r.subject : null, chitty_id: r.subject_type === 'chitty_id' ? r.subject : null })),
+    };
+  }),
+
+  setPolicy: os.servers.setPolicy.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await visibleServer(context.db, authz, input.server_id);
+    const now = nowIso();
+    await context.db.deleteFrom('mcp_server_access').where('server_id', '=', row.id).execute();
+    await context.db.deleteFrom('mcp_tool_policies').where('server_id', '=', row.id).execute();
+    const accessRows = ACTIONS.flatMap((action) => [...new Set(input.access[action])].map((role) => ({ server_id: row.id, action, role })));
+    if (accessRows.length) await context.db.insertInto('mcp_server_access').values(accessRows).execute();
+    for (const rule of input.tools) {
+      await context.db
+        .insertInto('mcp_tool_policies')
+        .values({ id: newId('tpl'), server_id: row.id, tool: rule.tool, subject_type: rule.role ? 'role' : 'chitty_id', subject: (rule.role ?? rule.chitty_id)!, effect: rule.effect, created_at: now })
+        .execute();
+    }
+    context.audit.target = row.id;
+    context.audit.detail = { access: input.access, tool_rules: input.tools.length };
+    const rules = await listToolRules(context.db, row.id);
+    return {
+      server_id: row.id,
+      access: await findAccess(context.db, row.id),
+      tools: rules.map((r) => ({ tool: r.tool, effect: r.effect, role: r.subject_type === 'role' ? r.subject : null, chitty_id: r.subject_type === 'chitty_id' ? r.subject : null })),
+    };
+  }),
+
+  setEnabled: os.servers.setEnabled.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await visibleServer(context.db, authz, input.server_id);
+    await context.db
+      .insertInto('mcp_server_preferences')
+      .values({ chitty_id: authz.principal.chittyId, server_id: row.id, enabled: input.enabled ? 1 : 0, updated_at: nowIso() })
+      .onConflict((oc) => oc.columns(['chitty_id', 'server_id']).doUpdateSet({ enabled: input.enabled ? 1 : 0, updated_at: nowIso() }))
+      .execute();
+    context.audit.target = row.id;
+    context.audit.detail = { enabled: input.enabled };
+    return serverOut(context.db, authz, row.id);
+  }),
+
+  access: os.servers.access.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { row } = await visibleServer(context.db, authz, input.server_id);
+    const subject = await authz.subject(input.chitty_id);
+    const caller = subject === authz.principal.chittyId ? await callerFor(authz) : callerFrom(subject, await listGrants(context.db, subject), ['*']);
+    const access = await findAccess(context.db, input.server_id);
+    if (!actionAllowed(access, row, caller, input.action)) return { allowed: false, reason: `no ${input.action} access to ${input.server_id}` };
+    if ((input.action === 'connect' || input.action === 'call') && !(await findEnabled(context.db, subject, input.server_id))) {
+      return { allowed: false, reason: `${input.server_id} is turned off for this user` };
+    }
+    if (input.tool) return toolAllowed(await listToolRules(context.db, input.server_id), input.server_id, input.tool, caller);
+    return { allowed: true, reason: `${input.action} access granted` };
+  }),
+};

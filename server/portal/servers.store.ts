@@ -1,0 +1,36 @@
+import type { DB } from '../db/schema';
+import type { AccessMap, Action, ToolRule } from './access';
+import { ACTIONS, DEFAULT_ACCESS } from './access';
+
+export const findServer = (db: DB, id: string) => db.selectFrom('mcp_servers').selectAll().where('id', '=', id).executeTakeFirst();
+
+export type ServerRow = NonNullable<Awaited<ReturnType<typeof findServer>>>;
+
+export function listServers(db: DB, o: { tag?: string; status?: string; q?: string; limit: number; cursor?: string }) {
+  let q = db.selectFrom('mcp_servers').selectAll();
+  if (o.status) q = q.where('status', '=', o.status as ServerRow['status']);
+  if (o.tag) q = q.where('tags', 'like', `%"${o.tag.replace(/[%_"\\]/g, '')}"%`);
+  if (o.q) {
+    const like = `%${o.q.replace(/[%_\\]/g, (c) => `\\${c}`)}%`;
+    q = q.where((eb) => eb.or([eb('name', 'like', like), eb('description', 'like', like), eb('id', 'like', like)]));
+  }
+  if (o.cursor) q = q.where('id', '>', o.cursor);
+  return q.orderBy('id', 'asc').limit(o.limit + 1).execute();
+}
+
+/** The roles per action, with the defaults for actions no policy has set. */
+export async function findAccess(db: DB, serverId: string): Promise<AccessMap> {
+  const rows = await db.selectFrom('mcp_server_access').select(['action', 'role']).where('server_id', '=', serverId).execute();
+  if (rows.length === 0) return DEFAULT_ACCESS;
+  const map = Object.fromEntries(ACTIONS.map((a) => [a, [] as string[]])) as AccessMap;
+  for (const r of rows) map[r.action as Action]?.push(r.role);
+  return map;
+}
+
+export const listToolRules = (db: DB, serverId: string): Promise<ToolRule[]> =>
+  db.selectFrom('mcp_tool_policies').select(['tool', 'effect', 'subject_type', 'subject']).where('server_id', '=', serverId).orderBy('tool').execute() as Promise<ToolRule[]>;
+
+export async function findEnabled(db: DB, chittyId: string, serverId: string): Promise<boolean> {
+  const row = await db.selectFrom('mcp_server_preferences').select('enabled').where('chitty_id', '=', chittyId).where('server_id', '=', serverId).executeTakeFirst();
+  return row ? row.enabled === 1 : true;
+}
