@@ -13,6 +13,8 @@ export interface ClientOptions {
   apiKey?: string;
   /** Or an access token (from sign-in or OAuth). */
   token?: string;
+  /** Extra headers on every call (e.g. the dashboard's x-csrf-token). */
+  headers?: Record<string, string>;
   /** A fetch of your own (tests, service bindings). */
   fetch?: (request: Request) => Promise<Response>;
 }
@@ -25,7 +27,7 @@ export function createClient(options: ClientOptions): ChittyAuthClient {
   const credential = options.apiKey ?? options.token;
   const link = new RPCLink({
     url: new URL('/rpc', options.url).toString(),
-    headers: () => (credential ? { authorization: `Bearer ${credential}` } : {}),
+    headers: () => ({ ...options.headers, ...(credential ? { authorization: `Bearer ${credential}` } : {}) }),
     ...(options.fetch ? { fetch: (request: Request) => options.fetch!(request) } : {}),
   });
   return createORPCClient(link);

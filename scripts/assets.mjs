@@ -1,5 +1,8 @@
-// Copies third-party browser bundles into public/vendor (git-ignored) so the Worker serves them
-// as static assets and no page loads anything from another origin. Runs before dev, test and deploy.
+// Builds what the Worker serves as static assets into public/ (git-ignored parts):
+// - public/vendor/scalar: Scalar's API reference bundle, copied from node_modules (no CDN);
+// - public/portal: the dashboard, bundled from portal/ with esbuild (the typed client included).
+// Runs before dev, test and deploy.
+import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,3 +11,16 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const scalar = join(root, 'node_modules/@scalar/api-reference/dist/browser/standalone.js');
 mkdirSync(join(root, 'public/vendor/scalar'), { recursive: true });
 copyFileSync(scalar, join(root, 'public/vendor/scalar/standalone.js'));
+
+mkdirSync(join(root, 'public/portal'), { recursive: true });
+await build({
+  entryPoints: [join(root, 'portal/main.ts')],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  sourcemap: false,
+  outfile: join(root, 'public/portal/app.js'),
+  logLevel: 'warning',
+});
+copyFileSync(join(root, 'portal/app.css'), join(root, 'public/portal/app.css'));

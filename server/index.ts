@@ -16,6 +16,7 @@ import { handleIntrospect, handleRevoke } from './oauth/revoke';
 import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
 import { recheckServers } from './portal/health';
+import { handlePortal, portalCredential } from './portal/portal.handler';
 import { readLimitedBytes } from './lib/urls';
 
 /** Requests larger than this are refused before anything parses them. */
@@ -125,7 +126,18 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     return (await handleRest(request, requestContext(request, env, ctx, 'rest', env.ISSUER))) ?? notFound(pathname);
   }
   if (pathname.startsWith('/rpc/')) {
-    return (await handleRpc(request, requestContext(request, env, ctx, 'rpc', env.ISSUER))) ?? notFound(pathname);
+    const context = requestContext(request, env, ctx, 'rpc', env.ISSUER);
+    if (!context.authorization) {
+      // The dashboard calls /rpc with its session cookie, and proves it is the dashboard with x-csrf-token.
+      const fromCookie = await portalCredential(request, env);
+      if (fromCookie === 'forbidden') return json({ code: 'FORBIDDEN', status: 403, message: 'Cookie-authenticated calls need a valid x-csrf-token header' }, 403);
+      context.authorization = fromCookie;
+    }
+    return (await handleRpc(request, context)) ?? notFound(pathname);
+  }
+  if (pathname === '/portal' || pathname === '/portal/' || pathname === '/portal/login' || pathname === '/portal/logout') {
+    const page = await handlePortal(request, env, getDb(env.DB));
+    if (page) return page;
   }
   if (pathname === '/mcp') {
     if (request.method === 'OPTIONS') return mcpPreflight();

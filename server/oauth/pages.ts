@@ -2,7 +2,7 @@
  * The HTML of the authorization pages: plain forms that work without JavaScript, labelled controls,
  * and nothing loaded from another origin. Every value is escaped.
  */
-const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+export const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export const PAGE_HEADERS = {
   'content-type': 'text/html; charset=utf-8',
@@ -37,7 +37,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5a623;outline-offse
 .warn{background:#fff6e0;color:#7a5200;padding:10px;border-radius:8px}ul{padding-left:20px}code{background:#eef0f4;padding:1px 4px;border-radius:4px}
 .muted{color:#5b6475;font-size:.9rem}`;
 
-function page(title: string, body: string): string {
+export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${esc(title)} · ChittyAuth</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
 }
 

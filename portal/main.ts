@@ -1,0 +1,2 @@
+// Placeholder entry until the dashboard lands.
+document.getElementById('app')!.textContent = 'ChittyAuth portal';
