@@ -196,6 +196,69 @@ export const checkServerAccess = base
   .input(v.strictObject({ server_id: ServerIdSchema, chitty_id: v.optional(ChittyIdSchema), action: ActionSchema, tool: v.optional(ToolNameSchema) }))
   .output(v.object({ allowed: v.boolean(), reason: v.string() }));
 
+/** Our own fields in server.json live under this reverse-DNS key of `_meta`. */
+export const SERVER_JSON_META_KEY = 'cc.chitty.auth/portal';
+export const SERVER_JSON_SCHEMA = 'https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json';
+
+const RemoteSchema = v.looseObject({
+  type: v.picklist(['streamable-http', 'sse'], 'Invalid remote type: streamable-http or sse'),
+  url: UrlSchema,
+  headers: v.optional(
+    v.pipe(
+      v.array(v.looseObject({ name: v.pipe(v.string(), v.maxLength(64)), isSecret: v.optional(v.boolean()), isRequired: v.optional(v.boolean()), description: v.optional(v.pipe(v.string(), v.maxLength(500))) })),
+      v.maxLength(8),
+    ),
+  ),
+});
+
+/** The official MCP Registry server.json (remote servers), as far as the portal uses it. */
+export const ServerJsonSchema = v.looseObject({
+  $schema: v.optional(v.pipe(v.string(), v.maxLength(200))),
+  name: v.pipe(v.string(), v.maxLength(200), v.regex(/^[a-zA-Z0-9.-]+\/[a-zA-Z0-9._-]+$/, 'Invalid name: expected reverse-DNS namespace/name, e.g. com.example/weather')),
+  title: v.optional(v.pipe(v.string(), v.maxLength(100))),
+  description: v.optional(v.pipe(v.string(), v.maxLength(1000))),
+  version: v.optional(v.pipe(v.string(), v.maxLength(32))),
+  remotes: v.pipe(v.array(RemoteSchema), v.minLength(1, 'Invalid remotes: the portal registers remote servers; give at least one remote'), v.maxLength(4)),
+  _meta: v.optional(v.record(v.pipe(v.string(), v.maxLength(200)), v.unknown())),
+});
+
+export const importServer = base
+  .route({
+    method: 'POST',
+    path: '/servers/import',
+    tags: ['Registry'],
+    summary: 'Import a server.json',
+    description:
+      'Registers a server from an official MCP Registry server.json (its streamable-http remote, else sse). Our own settings are read from `_meta["cc.chitty.auth/portal"]`; a secret header the document declares takes its value from `header_value`.',
+  })
+  .meta({ tool: 'import_mcp_server', permission: 'portal:servers:register', audit: true })
+  .errors({ CONFLICT, URL_REFUSED })
+  .input(
+    v.strictObject({
+      server: ServerJsonSchema,
+      server_id: v.optional(ServerIdSchema),
+      header_value: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(4096))),
+    }),
+  )
+  .output(v.object({ server: ServerSchema, created: v.boolean() }));
+
+export const exportServer = base
+  .route({ method: 'GET', path: '/servers/{server_id}/server.json', tags: ['Registry'], summary: 'Export as server.json', description: 'The server as an official MCP Registry server.json, with the portal settings (never secrets) under `_meta`.' })
+  .meta({ tool: 'export_mcp_server', permission: 'portal:servers:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(
+    v.object({
+      $schema: v.string(),
+      name: v.string(),
+      title: v.string(),
+      description: v.string(),
+      version: v.string(),
+      remotes: v.array(v.object({ type: v.string(), url: v.string(), headers: v.optional(v.array(v.object({ name: v.string(), isSecret: v.boolean(), isRequired: v.boolean() }))) })),
+      _meta: v.record(v.string(), v.unknown()),
+    }),
+  );
+
 export const servers = {
   register: registerServer,
   list: listServers,
@@ -207,4 +270,6 @@ export const servers = {
   setPolicy: setServerPolicy,
   setEnabled: setServerEnabled,
   access: checkServerAccess,
+  import: importServer,
+  export: exportServer,
 };

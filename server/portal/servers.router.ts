@@ -9,6 +9,7 @@ import { authzOf, os } from '../orpc';
 import { listGrants } from '../permissions/permissions.store';
 import { grantsAllowing, scopesAllow, type GrantLike } from '../permissions/policy';
 import { ACTIONS, actionAllowed, allowedActions, toolAllowed, type AccessMap, type Action, type Caller } from './access';
+import { SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 
@@ -98,49 +99,65 @@ async function authColumns(secretKey: string, serverId: string, auth: AuthInput)
   return { auth_type: 'none' as const, auth_config: '{}', auth_secret_encrypted: null };
 }
 
-export const servers = {
-  register: os.servers.register.handler(async ({ input, context }) => {
+interface RegisterInput {
+  server_id: string;
+  name: string;
+  description?: string;
+  version?: string;
+  endpoints: { mcp: string; health?: string; oauth_callback?: string };
+  transport: 'streamable-http' | 'sse';
+  auth: AuthInput;
+  tags: string[];
+}
+
+type RegisterContext = Parameters<Parameters<typeof os.servers.register.handler>[0]>[0]['context'];
+
+/** Registration, shared by servers.register and servers.import: idempotent for the owner. */
+async function registerServer(context: RegisterContext, input: RegisterInput) {
     const authz = authzOf(context);
-    await checkUrls(context.env, input.endpoints);
-    const existing = await findServer(context.db, input.server_id);
-    if (existing && existing.owner !== authz.principal.chittyId && !(await authz.can('portal:servers:write'))) {
-      throw new ORPCError('CONFLICT', { status: 409, message: `server_id ${input.server_id} is registered by someone else` });
-    }
-    const now = nowIso();
-    const columns = {
-      name: input.name,
-      description: input.description ?? null,
-      version: input.version ?? null,
-      mcp_url: input.endpoints.mcp,
-      health_url: input.endpoints.health ?? null,
-      oauth_callback_url: input.endpoints.oauth_callback ?? null,
-      transport: input.transport,
-      ...(await authColumns(context.env.ENCRYPTION_KEY, input.server_id, input.auth as AuthInput)),
-      tags: JSON.stringify([...new Set(input.tags)]),
-      updated_at: now,
-    };
-    // Probe before storing anything: a URL that redirects or resolves somewhere private is refused outright;
-    // a server that is merely down is registered with that status.
-    const health = await probeServer(context.env, { id: input.server_id, ...columns });
-    if (health.refused) throw new ORPCError('URL_REFUSED', { status: 422, message: `URL refused: ${health.refused}` });
-    const healthColumns = {
-      status: health.status,
-      status_detail: health.detail,
-      latency_ms: health.latencyMs,
-      protocol_version: health.protocolVersion,
-      capabilities: health.capabilities ? JSON.stringify(health.capabilities) : null,
-      tools: health.tools ? JSON.stringify(health.tools) : null,
-      checked_at: now,
-    };
-    if (existing) {
-      await context.db.updateTable('mcp_servers').set({ ...columns, ...healthColumns }).where('id', '=', input.server_id).execute();
-    } else {
-      await context.db.insertInto('mcp_servers').values({ id: input.server_id, ...columns, ...healthColumns, owner: authz.principal.chittyId, created_at: now }).execute();
-    }
-    context.audit.target = input.server_id;
-    context.audit.detail = { created: !existing, mcp_url: input.endpoints.mcp, auth: input.auth.type, status: health.status };
-    return { server: await serverOut(context.db, authz, input.server_id), created: !existing };
-  }),
+  await checkUrls(context.env, input.endpoints);
+  const existing = await findServer(context.db, input.server_id);
+  if (existing && existing.owner !== authz.principal.chittyId && !(await authz.can('portal:servers:write'))) {
+    throw new ORPCError('CONFLICT', { status: 409, message: `server_id ${input.server_id} is registered by someone else` });
+  }
+  const now = nowIso();
+  const columns = {
+    name: input.name,
+    description: input.description ?? null,
+    version: input.version ?? null,
+    mcp_url: input.endpoints.mcp,
+    health_url: input.endpoints.health ?? null,
+    oauth_callback_url: input.endpoints.oauth_callback ?? null,
+    transport: input.transport,
+    ...(await authColumns(context.env.ENCRYPTION_KEY, input.server_id, input.auth)),
+    tags: JSON.stringify([...new Set(input.tags)]),
+    updated_at: now,
+  };
+  // Probe before storing anything: a URL that redirects or resolves somewhere private is refused outright;
+  // a server that is merely down is registered with that status.
+  const health = await probeServer(context.env, { id: input.server_id, ...columns });
+  if (health.refused) throw new ORPCError('URL_REFUSED', { status: 422, message: `URL refused: ${health.refused}` });
+  const healthColumns = {
+    status: health.status,
+    status_detail: health.detail,
+    latency_ms: health.latencyMs,
+    protocol_version: health.protocolVersion,
+    capabilities: health.capabilities ? JSON.stringify(health.capabilities) : null,
+    tools: health.tools ? JSON.stringify(health.tools) : null,
+    checked_at: now,
+  };
+  if (existing) {
+    await context.db.updateTable('mcp_servers').set({ ...columns, ...healthColumns }).where('id', '=', input.server_id).execute();
+  } else {
+    await context.db.insertInto('mcp_servers').values({ id: input.server_id, ...columns, ...healthColumns, owner: authz.principal.chittyId, created_at: now }).execute();
+  }
+  context.audit.target = input.server_id;
+  context.audit.detail = { created: !existing, mcp_url: input.endpoints.mcp, auth: input.auth.type, status: health.status };
+  return { server: await serverOut(context.db, authz, input.server_id), created: !existing };
+}
+
+export const servers = {
+  register: os.servers.register.handler(async ({ input, context }) => registerServer(context, { ...input, auth: input.auth as AuthInput })),
 
   list: os.servers.list.handler(async ({ input, context }) => {
     const authz = authzOf(context);
@@ -266,4 +283,56 @@ export const servers = {
     if (input.tool) return toolAllowed(await listToolRules(context.db, input.server_id), input.server_id, input.tool, caller);
     return { allowed: true, reason: `${input.action} access granted` };
   }),
+
+  import: os.servers.import.handler(async ({ input, context }) => {
+    const doc = input.server;
+    const remote = doc.remotes.find((r) => r.type === 'streamable-http') ?? doc.remotes[0]!;
+    const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown } };
+    const secretHeader = remote.headers?.find((h) => h.isSecret || h.isRequired);
+    if (secretHeader && !input.header_value) throw badInput('header_value', `the server needs the ${secretHeader.name} header; give its value`);
+    const derived = doc.name.split('/')[1]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
+    const serverId = input.server_id ?? (typeof ours.server_id === 'string' ? ours.server_id : derived);
+    if (!/^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/.test(serverId)) throw badInput('server_id', `cannot derive a valid server_id from ${doc.name}; give server_id`);
+    const tags = Array.isArray(ours.tags) ? ours.tags.filter((t): t is string => typeof t === 'string' && /^[a-z0-9][a-z0-9_.-]{0,31}$/.test(t)).slice(0, 16) : [];
+    const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+    return registerServer(context, {
+      server_id: serverId,
+      name: (doc.title ?? doc.name).slice(0, 100),
+      description: doc.description,
+      version: doc.version,
+      endpoints: { mcp: remote.url, health: str(ours.endpoints?.health), oauth_callback: str(ours.endpoints?.oauth_callback) },
+      transport: remote.type,
+      auth: secretHeader && input.header_value ? { type: 'header', header_name: secretHeader.name, header_value: input.header_value } : { type: 'none' },
+      tags,
+    });
+  }),
+
+  export: os.servers.export.handler(async ({ input, context }) => {
+    const server = await serverOut(context.db, authzOf(context), input.server_id);
+    const host = new URL(server.endpoints.mcp).hostname.split('.').reverse().join('.');
+    return {
+      $schema: SERVER_JSON_SCHEMA,
+      name: `${host}/${server.server_id}`,
+      title: server.name,
+      description: server.description ?? server.name,
+      version: server.version ?? '0.0.0',
+      remotes: [
+        {
+          type: server.transport,
+          url: server.endpoints.mcp,
+          ...(server.auth.type === 'header' && server.auth.header_name ? { headers: [{ name: server.auth.header_name, isSecret: true, isRequired: true }] } : {}),
+        },
+      ],
+      _meta: {
+        [SERVER_JSON_META_KEY]: {
+          server_id: server.server_id,
+          tags: server.tags,
+          auth: { type: server.auth.type, header_name: server.auth.header_name, scopes: server.auth.scopes, client_id: server.auth.client_id },
+          endpoints: { health: server.endpoints.health, oauth_callback: server.endpoints.oauth_callback },
+        },
+      },
+    };
+  }),
 };
+
+const badInput = (path: string, message: string) => new ORPCError('BAD_REQUEST', { status: 400, message: `Invalid input: ${path}: ${message}`, data: { issues: [{ path, message }] } });

@@ -150,6 +150,42 @@ describe('servers access control', () => {
   });
 });
 
+describe('servers.import and servers.export (server.json)', () => {
+  it('exports a server as server.json and imports it back under another id', async () => {
+    const server_id = id();
+    await register({ server_id, version: '3.1.0', tags: ['weather'], endpoints: { mcp: 'https://tools.example/mcp' }, auth: { type: 'header', header_name: 'X-Api-Key', header_value: 'upstream-secret' } });
+    const exported = await rest('GET', `/v1/servers/${server_id}/server.json`, undefined, root.token);
+    expect(exported.status).toBe(200);
+    expect(exported.body).toMatchObject({
+      name: `example.tools/${server_id}`,
+      version: '3.1.0',
+      remotes: [{ type: 'streamable-http', url: 'https://tools.example/mcp', headers: [{ name: 'X-Api-Key', isSecret: true, isRequired: true }] }],
+      _meta: { 'cc.chitty.auth/portal': { server_id, tags: ['weather'] } },
+    });
+    expect(JSON.stringify(exported.body)).not.toContain('upstream-secret');
+
+    const copy = id();
+    const refused = await rest('POST', '/v1/servers/import', { server: exported.body, server_id: copy }, root.token);
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toContain('header_value');
+    const imported = await rest('POST', '/v1/servers/import', { server: exported.body, server_id: copy, header_value: 'upstream-secret' }, root.token);
+    expect(imported.status).toBe(200);
+    expect(imported.body.server).toMatchObject({ server_id: copy, status: 'ready', version: '3.1.0', tags: ['weather'], auth: { type: 'header', header_name: 'X-Api-Key', has_secret: true } });
+  });
+
+  it('derives the server_id from the server.json name', async () => {
+    const res = await rest('POST', '/v1/servers/import', { server: { name: `io.example/Derived_${n++}`, remotes: [{ type: 'streamable-http', url: 'https://mcp.example/mcp' }] } }, root.token);
+    expect(res.status).toBe(200);
+    expect(res.body.server.server_id).toMatch(/^derived-\d+$/);
+  });
+
+  it('refuses a server.json without remotes', async () => {
+    const res = await rest('POST', '/v1/servers/import', { server: { name: 'io.example/local-only', packages: [] , remotes: [] } }, root.token);
+    expect(res.status).toBe(400);
+    expect(res.body.message).toContain('remotes');
+  });
+});
+
 describe('scheduled health checks', () => {
   it('re-checks registered servers', async () => {
     const server_id = id();

@@ -155,4 +155,12 @@ export const fixtures: Record<string, Fixture> = {
   })),
   'servers.setEnabled': withServer((server_id) => ({ server_id, enabled: false })),
   'servers.access': withServer((server_id) => ({ server_id, action: 'call', tool: 'echo' })),
+  'servers.import': async () => {
+    const server_id = unique('imp-').toLowerCase();
+    return {
+      input: { server_id, server: { $schema: 'https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json', name: 'example.mcp/weather', title: 'Weather', description: 'Imported', version: '1.2.0', remotes: [{ type: 'streamable-http', url: 'https://mcp.example/mcp' }] } },
+      volatile: [server_id],
+    };
+  },
+  'servers.export': withServer((server_id) => ({ server_id })),
 };
