@@ -30,3 +30,7 @@ export function shapeError(error: unknown): never {
   if (!(error instanceof ORPCError) || error.status >= 500) console.error('unexpected error', error);
   throw error;
 }
+
+/** A 400 for input the schema cannot express a rule for, in the same shape as schema failures. */
+export const invalidInput = (path: string, message: string) =>
+  new ORPCError('BAD_REQUEST', { status: 400, message: `Invalid input: ${path}: ${message}`, data: { issues: [{ path, message }] } });

@@ -5,6 +5,7 @@ import type { ApiKeysTable } from '../db/schema';
 import { requireIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
 import { durationSeconds, isoIn, nowIso } from '../lib/time';
+import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { scopesCovered } from '../permissions/policy';
 import { findApiKey, findApiKeyByHash, insertApiKey, listApiKeys, updateApiKeyRevoked } from './api-keys.store';
@@ -41,7 +42,7 @@ export const apiKeys = {
     }
     const lifetime = input.expires_in === undefined ? null : durationSeconds(input.expires_in);
     if (lifetime !== null && lifetime > MAX_KEY_LIFETIME_S) {
-      throw new ORPCError('BAD_REQUEST', { status: 400, message: 'expires_in: at most 5 years', data: { issues: [{ path: 'expires_in', message: 'at most 5 years' }] } });
+      throw invalidInput('expires_in', 'at most 5 years');
     }
     const secret = `${API_KEY_PREFIX}${randomSecret(SECRET_LENGTH)}`;
     const row: ApiKeysTable = {

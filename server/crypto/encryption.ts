@@ -1,4 +1,5 @@
 import { base64url } from 'jose';
+import { derivedKey } from './derive';
 
 /**
  * AES-256-GCM encryption at rest. The key is derived from the ENCRYPTION_KEY secret with HKDF-SHA-256;
@@ -7,25 +8,8 @@ import { base64url } from 'jose';
  * Format: `v1.<iv>.<ciphertext+tag>` (base64url).
  */
 const encoder = new TextEncoder();
-const keyCache = new Map<string, Promise<CryptoKey>>();
-
-function aesKey(secret: string): Promise<CryptoKey> {
-  let key = keyCache.get(secret);
-  if (!key) {
-    key = (async () => {
-      const ikm = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveKey']);
-      return crypto.subtle.deriveKey(
-        { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('chittyauth/encryption/v1'), info: encoder.encode('aes-256-gcm') },
-        ikm,
-        { name: 'AES-GCM', length: 256 },
-        false,
-        ['encrypt', 'decrypt'],
-      );
-    })();
-    keyCache.set(secret, key);
-  }
-  return key;
-}
+const aesKey = (secret: string) =>
+  derivedKey(secret, 'chittyauth/encryption/v1', 'aes-256-gcm', { name: 'AES-GCM', length: 256 }, ['encrypt', 'decrypt']);
 
 export function assertEncryptionKey(secret: string | undefined): asserts secret is string {
   if (!secret || secret.length < 32) {

@@ -1,8 +1,8 @@
-import { ORPCError } from '@orpc/server';
 import { describeToken } from '../auth/describe-token';
 import type { SigningKeysTable } from '../db/schema';
 import { requireIdentity } from '../identities/authority';
 import { durationSeconds } from '../lib/time';
+import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { listSigningKeys, MAX_TOKEN_LIFETIME_S, rotateSigningKeys } from './keys';
 import { signJwt, verifyJwt } from './tokens';
@@ -11,8 +11,6 @@ import { signJwt, verifyJwt } from './tokens';
 const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'scope', 'client_id', 'sid', 'cnf', 'act']);
 const DEFAULT_LIFETIME_S = 3600;
 
-const badInput = (path: string, message: string) =>
-  new ORPCError('BAD_REQUEST', { status: 400, message: `${path}: ${message}`, data: { issues: [{ path, message }] } });
 
 const toSigningKey = (row: SigningKeysTable) => ({
   kid: row.kid,
@@ -30,13 +28,13 @@ export const jwt = {
     await requireIdentity(context.env, context.db, subject);
     const claims = input.claims ?? {};
     const reserved = Object.keys(claims).filter((k) => RESERVED_CLAIMS.has(k));
-    if (reserved.length > 0) throw badInput(`claims.${reserved[0]}`, `${reserved.join(', ')} is set by the server and may not be given`);
+    if (reserved.length > 0) throw invalidInput(`claims.${reserved[0]}`, `${reserved.join(', ')} is set by the server and may not be given`);
     const lifetime = input.expires_in === undefined ? DEFAULT_LIFETIME_S : durationSeconds(input.expires_in);
-    if (lifetime > MAX_TOKEN_LIFETIME_S) throw badInput('expires_in', 'at most 30 days');
+    if (lifetime > MAX_TOKEN_LIFETIME_S) throw invalidInput('expires_in', 'at most 30 days');
     // Generated JWTs are never access tokens for this service: they carry typ JWT, and our own audiences are refused.
     const issuer = context.env.ISSUER;
     if (input.audience && (input.audience === issuer || input.audience.startsWith(`${issuer}/`))) {
-      throw badInput('audience', 'may not be this service; use sign-in or OAuth for access tokens');
+      throw invalidInput('audience', 'may not be this service; use sign-in or OAuth for access tokens');
     }
     const signed = await signJwt(context.env, context.db, { typ: 'JWT', subject, audience: input.audience, expiresIn: lifetime, claims });
     context.audit.target = signed.jti;

@@ -1,4 +1,5 @@
 import { base64url } from 'jose';
+import { derivedKey } from '../crypto/derive';
 import { timingSafeEqualStrings } from '../crypto/hash';
 
 /**
@@ -7,25 +8,8 @@ import { timingSafeEqualStrings } from '../crypto/hash';
  * the attacker cannot know (the browser's pre-login cookie, or the signed-in session).
  */
 const encoder = new TextEncoder();
-const keys = new Map<string, Promise<CryptoKey>>();
-
-function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = (async () => {
-      const ikm = await crypto.subtle.importKey('raw', encoder.encode(secret), 'HKDF', false, ['deriveKey']);
-      return crypto.subtle.deriveKey(
-        { name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('chittyauth/forms/v1'), info: encoder.encode('hmac-sha-256') },
-        ikm,
-        { name: 'HMAC', hash: 'SHA-256', length: 256 },
-        false,
-        ['sign'],
-      );
-    })();
-    keys.set(secret, key);
-  }
-  return key;
-}
+const hmacKey = (secret: string) =>
+  derivedKey(secret, 'chittyauth/forms/v1', 'hmac-sha-256', { name: 'HMAC', hash: 'SHA-256', length: 256 }, ['sign']);
 
 async function mac(secret: string, message: string): Promise<string> {
   const sig = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(message));

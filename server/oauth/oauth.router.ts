@@ -9,6 +9,7 @@ import type { DB, OAuthClientsTable, OAuthGrantsTable } from '../db/schema';
 import { mintIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
+import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { cfAccessToClientError, verifyAccessAssertion } from './cf-access';
 import { authenticateClientWithSecret } from './client-auth';
@@ -46,14 +47,13 @@ const toOAuthGrant = (row: OAuthGrantsTable & { client_name?: string | null }) =
   revoked_at: row.revoked_at,
 });
 
-const badInput = (path: string, message: string) => new ORPCError('BAD_REQUEST', { status: 400, message: `Invalid input: ${path}: ${message}`, data: { issues: [{ path, message }] } });
 
 function checkRegistrationUris(uris: string[]) {
   for (const [i, uri] of uris.entries()) {
     const u = new URL(uri);
     const loopback = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]';
-    if (u.hash) throw badInput(`redirect_uris[${i}]`, 'must not contain a fragment');
-    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw badInput(`redirect_uris[${i}]`, 'must use https (http only for loopback addresses)');
+    if (u.hash) throw invalidInput(`redirect_uris[${i}]`, 'must not contain a fragment');
+    if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) throw invalidInput(`redirect_uris[${i}]`, 'must use https (http only for loopback addresses)');
   }
 }
 
@@ -75,8 +75,8 @@ export const oauth = {
       const authz = authzOf(context);
       checkRegistrationUris(input.redirect_uris);
       const needsRedirect = input.grant_types.includes('authorization_code');
-      if (needsRedirect && input.redirect_uris.length === 0) throw badInput('redirect_uris', 'at least one is needed for authorization_code');
-      if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw badInput('grant_types', 'client_credentials needs a confidential client');
+      if (needsRedirect && input.redirect_uris.length === 0) throw invalidInput('redirect_uris', 'at least one is needed for authorization_code');
+      if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'client_credentials needs a confidential client');
       const clientId = input.client_id ?? newId('cli');
       if (await findClientRow(context.db, clientId)) throw new ORPCError('CONFLICT', { status: 409, message: `client_id ${clientId} is taken` });
       const secret = input.token_endpoint_auth_method === 'none' ? null : `cs_${randomSecret(48)}`;
@@ -188,7 +188,7 @@ export const mcp = {
     const { env, db } = context;
     try {
       const client = await resolveClient(env, db, input.client_id);
-      if (!redirectUriMatches(client.redirect_uris, input.redirect_uri)) throw badInput('redirect_uri', 'is not registered for this client');
+      if (!redirectUriMatches(client.redirect_uris, input.redirect_uri)) throw invalidInput('redirect_uri', 'is not registered for this client');
       const scope = checkScope(input.scopes?.join(' ') ?? null, client);
       const resource = input.resource ? checkResource(env, input.resource) : mcpResource(env);
       const verifier = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));

@@ -5,6 +5,7 @@ import type { DB } from '../db/schema';
 import { newId } from '../lib/ids';
 import { assertPublicUrl, OutboundRefused } from '../lib/outbound';
 import { nowIso } from '../lib/time';
+import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { listGrants } from '../permissions/permissions.store';
 import { grantsAllowing, scopesAllow, type GrantLike } from '../permissions/policy';
@@ -289,10 +290,10 @@ export const servers = {
     const remote = doc.remotes.find((r) => r.type === 'streamable-http') ?? doc.remotes[0]!;
     const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown } };
     const secretHeader = remote.headers?.find((h) => h.isSecret || h.isRequired);
-    if (secretHeader && !input.header_value) throw badInput('header_value', `the server needs the ${secretHeader.name} header; give its value`);
+    if (secretHeader && !input.header_value) throw invalidInput('header_value', `the server needs the ${secretHeader.name} header; give its value`);
     const derived = doc.name.split('/')[1]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
     const serverId = input.server_id ?? (typeof ours.server_id === 'string' ? ours.server_id : derived);
-    if (!/^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/.test(serverId)) throw badInput('server_id', `cannot derive a valid server_id from ${doc.name}; give server_id`);
+    if (!/^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/.test(serverId)) throw invalidInput('server_id', `cannot derive a valid server_id from ${doc.name}; give server_id`);
     const tags = Array.isArray(ours.tags) ? ours.tags.filter((t): t is string => typeof t === 'string' && /^[a-z0-9][a-z0-9_.-]{0,31}$/.test(t)).slice(0, 16) : [];
     const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
     return registerServer(context, {
@@ -335,4 +336,3 @@ export const servers = {
   }),
 };
 
-const badInput = (path: string, message: string) => new ORPCError('BAD_REQUEST', { status: 400, message: `Invalid input: ${path}: ${message}`, data: { issues: [{ path, message }] } });

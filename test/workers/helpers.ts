@@ -12,15 +12,10 @@ export interface Caller {
   token: string;
 }
 
-export async function rest(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any; headers: Headers }> {
-  const res = await SELF.fetch(`${ORIGIN}${path}`, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+export type Answer = { status: number; body: any; headers: Headers };
+
+/** Status, headers and the body as JSON when it is JSON (else text). */
+async function answer(res: Response): Promise<Answer> {
   const text = await res.text();
   let parsed: unknown = text;
   try {
@@ -29,6 +24,19 @@ export async function rest(method: string, path: string, body?: unknown, token?:
     /* not JSON */
   }
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** A REST call from outside (SELF.fetch). */
+export async function rest(method: string, path: string, body?: unknown, token?: string): Promise<Answer> {
+  const res = await SELF.fetch(`${ORIGIN}${path}`, {
+    method,
+    headers: {
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return answer(res);
 }
 
 let adminCache: Caller | undefined;
@@ -94,7 +102,7 @@ export async function direct(
   body?: unknown,
   token?: string,
   envOverrides: Record<string, unknown> = {},
-): Promise<{ status: number; body: any; headers: Headers }> {
+): Promise<Answer> {
   const request = new Request(`${ORIGIN}${path}`, {
     method,
     headers: {
@@ -106,14 +114,7 @@ export async function direct(
   const ctx = createExecutionContext();
   const res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, ...envOverrides } as unknown as Env, ctx);
   await waitOnExecutionContext(ctx);
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    /* not JSON */
-  }
-  return { status: res.status, body: parsed, headers: res.headers };
+  return answer(res);
 }
 
 /** Rows of a raw SQL query against the test D1. */
