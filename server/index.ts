@@ -8,11 +8,13 @@ import type { RequestContext } from './context';
 import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
+import { handleGateway } from './gateway/gateway.proxy';
 import { handleAuthorize } from './oauth/authorize';
 import { oauthErrorResponse, OAuthError } from './oauth/errors';
 import { authorizationServerMetadata, mcpResource, protectedResourceMetadata } from './oauth/metadata';
 import { handleRegister } from './oauth/register';
 import { handleIntrospect, handleRevoke } from './oauth/revoke';
+import { gatewayResource } from './oauth/params';
 import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
 import { recheckServers } from './portal/health';
@@ -112,6 +114,8 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/.well-known/oauth-protected-resource/mcp' || pathname === '/.well-known/oauth-protected-resource') {
     return json(protectedResourceMetadata(env, mcpResource(env)), 200, PUBLIC_JSON);
   }
+  const gatewayMetadata = /^\/\.well-known\/oauth-protected-resource\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
+  if (gatewayMetadata) return json(protectedResourceMetadata(env, gatewayResource(env, gatewayMetadata[1]!)), 200, PUBLIC_JSON);
   if (pathname.startsWith('/oauth/')) return handleOAuth(request, env, pathname);
   if (pathname === '/.well-known/jwks.json') {
     return json(await publicJwks(env, getDb(env.DB)), 200, { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
@@ -139,13 +143,15 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const page = await handlePortal(request, env, getDb(env.DB));
     if (page) return page;
   }
+  const gateway = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
+  if (gateway) {
+    if (request.method === 'OPTIONS') return mcpPreflight();
+    const response = await handleGateway(request, env, getDb(env.DB), gateway[1]!, (p) => ctx.waitUntil(p.catch((e) => console.error('gateway background task failed', e))));
+    return withCors(response, request);
+  }
   if (pathname === '/mcp') {
     if (request.method === 'OPTIONS') return mcpPreflight();
-    const response = await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env)));
-    response.headers.set('access-control-allow-origin', request.headers.get('origin') ?? '*');
-    response.headers.set('access-control-expose-headers', 'WWW-Authenticate, Mcp-Session-Id');
-    response.headers.set('vary', 'Origin');
-    return response;
+    return withCors(await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env))), request);
   }
 
   if (env.ASSETS && (request.method === 'GET' || request.method === 'HEAD')) {
@@ -154,6 +160,15 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
   if (pathname === '/') return Response.redirect(`${url.origin}/docs`, 302);
   return notFound(pathname);
+}
+
+/** MCP responses readable by browser clients; the request's Origin was already checked by the endpoint. */
+function withCors(response: Response, request: Request): Response {
+  const r = new Response(response.body, response);
+  r.headers.set('access-control-allow-origin', request.headers.get('origin') ?? '*');
+  r.headers.set('access-control-expose-headers', 'WWW-Authenticate, Mcp-Session-Id');
+  r.headers.set('vary', 'Origin');
+  return r;
 }
 
 /** Browser MCP clients (e.g. MCP Inspector) preflight; origins are checked on the request itself. */

@@ -9,8 +9,8 @@ export const MCP_CHALLENGE_SCOPE = 'mcp:read mcp:write';
  * RFC 6750 §3 / RFC 9728 §5.1 challenge for the MCP resource: where its metadata is, which scopes to ask
  * for, and (RFC 6750 §3.1) the error when a token was presented.
  */
-export function bearerChallenge(env: Env, o: { error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope'; description?: string; scope?: string } = {}): string {
-  const parts = [`resource_metadata="${resourceMetadataUrl(env)}"`, `scope="${o.scope ?? MCP_CHALLENGE_SCOPE}"`];
+export function bearerChallenge(env: Env, o: { error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope'; description?: string; scope?: string; metadata?: string } = {}): string {
+  const parts = [`resource_metadata="${o.metadata ?? resourceMetadataUrl(env)}"`, `scope="${o.scope ?? MCP_CHALLENGE_SCOPE}"`];
   if (o.error) parts.push(`error="${o.error}"`);
   if (o.description) parts.push(`error_description="${o.description.replace(/["\\]/g, '')}"`);
   return `Bearer ${parts.join(', ')}`;

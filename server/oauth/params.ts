@@ -3,8 +3,16 @@ import type { Client } from './clients';
 import { OAuthError } from './errors';
 import { apiResource, DEFAULT_SCOPE, mcpResource, SCOPES_SUPPORTED } from './metadata';
 
-/** The resources tokens can be issued for (RFC 8707): this API and its MCP endpoint. */
+/** The resources tokens can be issued for (RFC 8707): this API, its MCP endpoint, and each gateway route. */
 export const knownResources = (env: Env) => [mcpResource(env), apiResource(env)];
+
+/** `ISSUER/gw/<server id>/mcp`: every registered server's gateway route is a resource of its own. */
+export const gatewayResource = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/mcp`;
+
+function gatewayResourceOf(env: Env, canonical: string): string | undefined {
+  const m = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(canonical.slice(env.ISSUER.length));
+  return canonical.startsWith(`${env.ISSUER}/gw/`) && m ? gatewayResource(env, m[1]!) : undefined;
+}
 
 /**
  * RFC 8707 §2: an absolute URI without a fragment, naming a resource we serve. Scheme and host
@@ -20,7 +28,7 @@ export function checkResource(env: Env, raw: string | null): string {
     throw new OAuthError('invalid_target', 'resource must be an absolute URL');
   }
   const canonical = `${url.protocol}//${url.host}${url.pathname === '/' && !raw.endsWith('/') ? '' : url.pathname}${url.search}`;
-  const found = knownResources(env).find((r) => r === canonical || r === canonical.replace(/\/$/, ''));
+  const found = knownResources(env).find((r) => r === canonical || r === canonical.replace(/\/$/, '')) ?? gatewayResourceOf(env, canonical);
   if (!found) throw new OAuthError('invalid_target', `unknown resource ${raw}; this server issues tokens for ${knownResources(env).join(' and ')}`);
   return found;
 }

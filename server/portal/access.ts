@@ -1,3 +1,5 @@
+import { grantsAllowing, scopesAllow, type GrantLike } from '../permissions/policy';
+
 /**
  * Who may do what with a registered MCP server. Pure: no I/O, tested alone.
  * - Per server, each action (view, connect, call, admin) is open to a set of roles; a permission grant
@@ -31,6 +33,15 @@ export interface Caller {
   roles: readonly string[];
   /** Whether the caller's credential holds a permission (grants ∩ scopes). */
   can: (permission: string) => boolean;
+}
+
+/** A caller from its grants and its credential's scopes: roles, and a synchronous check of grants ∩ scopes. */
+export function callerFrom(chittyId: string, grants: readonly GrantLike[], scopes: readonly string[]): Caller {
+  return {
+    chittyId,
+    roles: grants.filter((g) => g.role).map((g) => g.role!),
+    can: (p) => scopesAllow(scopes, p) && grantsAllowing(grants, p).length > 0,
+  };
 }
 
 export const serverPermission = (serverId: string, action: Action) => `mcp:${serverId}:${action}`;

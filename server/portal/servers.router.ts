@@ -8,20 +8,12 @@ import { nowIso } from '../lib/time';
 import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { listGrants } from '../permissions/permissions.store';
-import { grantsAllowing, scopesAllow, type GrantLike } from '../permissions/policy';
-import { ACTIONS, actionAllowed, allowedActions, toolAllowed, type AccessMap, type Action, type Caller } from './access';
+import { ACTIONS, actionAllowed, allowedActions, callerFrom, toolAllowed, type AccessMap, type Action, type Caller } from './access';
 import { SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 
 type AuthInput = { type: 'none' } | { type: 'header'; header_name: string; header_value: string } | { type: 'oauth'; scopes?: string[]; client_id?: string; client_secret?: string };
-
-/** A caller for the pure access policy: its roles, and a synchronous permission check (grants ∩ scopes). */
-const callerFrom = (chittyId: string, grants: GrantLike[], scopes: readonly string[]): Caller => ({
-  chittyId,
-  roles: grants.filter((g) => g.role).map((g) => g.role!),
-  can: (p) => scopesAllow(scopes, p) && grantsAllowing(grants, p).length > 0,
-});
 
 const callerFor = async (authz: Authorizer) => callerFrom(authz.principal.chittyId, await authz.grants(), authz.principal.scopes);
 

@@ -1,0 +1,155 @@
+import { insertAuditEvent } from '../audit/audit.store';
+import { authenticate } from '../auth/authenticate';
+import { decrypt, encrypt } from '../crypto/encryption';
+import type { DB } from '../db/schema';
+import type { Env } from '../env';
+import { guardedFetch, OutboundRefused } from '../lib/outbound';
+import { challengeResponse, originAllowed } from '../oauth/challenge';
+import { gatewayResource } from '../oauth/params';
+import { listGrants } from '../permissions/permissions.store';
+import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
+import { secretAad } from '../portal/health';
+import { findAccess, findEnabled, findServer, listToolRules, type ServerRow } from '../portal/servers.store';
+import { filterToolsInSse, type ToolFilter } from './sse';
+
+/**
+ * /gw/{server}/mcp: one authenticated front door to a registered MCP server (seed 003). The client
+ * presents a ChittyAuth token issued for this route; the gateway checks the portal's access policy,
+ * calls the upstream with the upstream's own credential, and streams the answer back. The client's
+ * token never leaves ChittyAuth, and the upstream's credential never reaches the client.
+ */
+const UPSTREAM_TIMEOUT_MS = 120_000;
+const MAX_UPSTREAM_BYTES = 16 << 20;
+const MAX_REQUEST_BYTES = 1 << 20;
+/** Headers passed to the upstream; everything else (Authorization, Cookie, …) stays here. */
+const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-protocol-version', 'last-event-id'];
+const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protocol-version'];
+
+export const gatewayMetadataUrl = (env: Env, serverId: string) => `${env.ISSUER}/.well-known/oauth-protected-resource/gw/${serverId}/mcp`;
+
+const jsonError = (status: number, error: string, message: string, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify({ error, message }), { status, headers: { 'content-type': 'application/json', ...headers } });
+
+/** JSON-RPC error for one request id, answered by the gateway itself (the upstream never sees the call). */
+const rpcError = (id: unknown, code: number, message: string) =>
+  new Response(JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } }), { status: 200, headers: { 'content-type': 'application/json' } });
+
+/**
+ * Upstream session ids are sealed to the user and server (AES-GCM, AAD), so a client can only resume
+ * sessions it was given, and one user's session id is worthless to another.
+ */
+const sessionAad = (serverId: string, chittyId: string) => `gw-session:${serverId}:${chittyId}`;
+
+async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstreamSession: string | null): Promise<Headers> {
+  const headers = new Headers();
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = request.headers.get(name);
+    if (value) headers.set(name, value);
+  }
+  if (upstreamSession) headers.set('mcp-session-id', upstreamSession);
+  const config = JSON.parse(row.auth_config) as { header_name?: string };
+  if (row.auth_type === 'header' && config.header_name && row.auth_secret_encrypted) {
+    headers.set(config.header_name, await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id)));
+  }
+  return headers;
+}
+
+interface RpcMessage {
+  id?: unknown;
+  method?: string;
+  params?: { name?: unknown };
+}
+
+export async function handleGateway(request: Request, env: Env, db: DB, serverId: string, waitUntil: (p: Promise<unknown>) => void): Promise<Response> {
+  const started = Date.now();
+  const resource = gatewayResource(env, serverId);
+  const metadata = gatewayMetadataUrl(env, serverId);
+  if (!originAllowed(env, request.headers.get('origin'))) return jsonError(403, 'forbidden_origin', 'Requests from this Origin are not allowed (DNS rebinding protection)');
+  if (new URL(request.url).searchParams.has('access_token')) {
+    return challengeResponse(env, 400, { error: 'invalid_request', description: 'tokens in the query string are refused', metadata }, 'Send the token in the Authorization header');
+  }
+  // Each route is its own protected resource: only tokens issued for it (RFC 8707), and API keys.
+  const auth = await authenticate(env, db, request.headers.get('authorization'), resource, waitUntil);
+  if (!auth.ok) {
+    if (auth.reason === 'missing') return challengeResponse(env, 401, { metadata }, 'Authentication required: send Authorization: Bearer <token for this route>');
+    return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}`, metadata }, `Invalid token: ${auth.reason}`);
+  }
+  const principal = auth.principal;
+  const row = await findServer(db, serverId);
+  const caller = callerFrom(principal.chittyId, await listGrants(db, principal.chittyId), principal.scopes);
+  const access = row ? await findAccess(db, serverId) : null;
+  if (!row || !access || !actionAllowed(access, row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
+  if (!actionAllowed(access, row, caller, 'connect')) return jsonError(403, 'forbidden', `You may not connect to ${serverId}`);
+  if (!(await findEnabled(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
+  if (row.auth_type === 'oauth') {
+    return jsonError(502, 'upstream_authorization_unsupported', `${serverId} authenticates its clients with OAuth; per-user upstream connections are not available in this version of the gateway`);
+  }
+
+  let upstreamSession: string | null = null;
+  const sealed = request.headers.get('mcp-session-id');
+  if (sealed) {
+    try {
+      upstreamSession = await decrypt(env.ENCRYPTION_KEY, sealed, sessionAad(serverId, principal.chittyId));
+    } catch {
+      return jsonError(404, 'session_not_found', 'Unknown MCP session; start a new one with initialize');
+    }
+  }
+
+  let bodyText: string | undefined;
+  let message: RpcMessage | null = null;
+  if (request.method === 'POST') {
+    bodyText = await request.text();
+    if (bodyText.length > MAX_REQUEST_BYTES) return jsonError(413, 'payload_too_large', 'MCP messages are limited to 1 MiB');
+    try {
+      const parsed = JSON.parse(bodyText) as unknown;
+      message = Array.isArray(parsed) ? null : (parsed as RpcMessage);
+    } catch {
+      return rpcError(null, -32700, 'Parse error: the body is not JSON');
+    }
+  }
+
+  const rules = await listToolRules(db, serverId);
+  const toolFilter: ToolFilter = (name) => toolAllowed(rules, serverId, name, caller).allowed && actionAllowed(access, row, caller, 'call');
+  // Every call is audited; routine ones after the response, denials before it.
+  const auditEvent = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown>) =>
+    insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome, detail: { method: message?.method ?? request.method, ...detail, duration_ms: Date.now() - started } });
+  const audit = (outcome: 'success' | 'failure', detail: Record<string, unknown>) => waitUntil(auditEvent(outcome, detail));
+
+  if (message?.method === 'tools/call') {
+    const tool = typeof message.params?.name === 'string' ? message.params.name : '';
+    if (!actionAllowed(access, row, caller, 'call') || !toolAllowed(rules, serverId, tool, caller).allowed) {
+      await auditEvent('denied', { tool });
+      return rpcError(message.id, -32003, `Tool ${tool} is not allowed for you on ${serverId}`);
+    }
+  }
+
+  let upstream: Response;
+  try {
+    const fetchUpstream = guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES });
+    upstream = await fetchUpstream(row.mcp_url, { method: request.method, headers: await upstreamHeaders(env, row, request, upstreamSession), body: bodyText });
+  } catch (error) {
+    audit('failure', { tool: message?.params?.name, error: error instanceof Error ? error.message.slice(0, 200) : 'error' });
+    return jsonError(502, 'upstream_unreachable', error instanceof OutboundRefused ? `Upstream refused: ${error.message}` : `${serverId} could not be reached`);
+  }
+
+  const headers = new Headers({ 'cache-control': 'no-store' });
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = upstream.headers.get(name);
+    if (value) headers.set(name, value);
+  }
+  const upstreamSessionId = upstream.headers.get('mcp-session-id');
+  if (upstreamSessionId) headers.set('mcp-session-id', await encrypt(env.ENCRYPTION_KEY, upstreamSessionId, sessionAad(serverId, principal.chittyId)));
+  audit(upstream.ok ? 'success' : 'failure', { tool: message?.params?.name, status: upstream.status });
+
+  // tools/list answers are filtered to what this user may call; everything else streams through untouched.
+  if (message?.method === 'tools/list' && upstream.body) {
+    const type = upstream.headers.get('content-type') ?? '';
+    if (type.includes('text/event-stream')) return new Response(filterToolsInSse(upstream.body, toolFilter), { status: upstream.status, headers });
+    if (type.includes('application/json')) {
+      const body = (await upstream.json()) as { result?: { tools?: { name: string }[] } };
+      if (body.result?.tools) body.result.tools = body.result.tools.filter((t) => toolFilter(t.name));
+      return new Response(JSON.stringify(body), { status: upstream.status, headers });
+    }
+  }
+  return new Response(upstream.body, { status: upstream.status, headers });
+}
