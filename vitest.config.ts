@@ -20,6 +20,7 @@ export default defineConfig({
                 ENVIRONMENT: 'test',
                 CF_ACCESS_TEAM_DOMAIN: accessKey.team,
                 CF_ACCESS_AUD: accessKey.aud,
+                GATEWAY_DOMAIN: 'gw.chittyauth.test',
               },
               outboundService: thirdParties,
             },

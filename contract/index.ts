@@ -1,6 +1,7 @@
 import { accounts } from './accounts';
 import { apiKeys } from './api-keys';
 import { audit } from './audit';
+import { gateway } from './gateway';
 import { identities } from './identities';
 import { jwt } from './jwt';
 import { mcp, oauth, tokens } from './oauth';
@@ -21,6 +22,7 @@ export const contract = {
   tokens,
   mcp,
   servers,
+  gateway,
 };
 
 export type Contract = typeof contract;

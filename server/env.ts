@@ -20,6 +20,8 @@ export interface Env {
   CF_ACCESS_TEAM_DOMAIN?: string;
   /** Cloudflare Access application audience (AUD) tag. */
   CF_ACCESS_AUD?: string;
+  /** Parent domain of the gateway's hostname routes: {base32(upstream domain)}-enc.{GATEWAY_DOMAIN}. */
+  GATEWAY_DOMAIN?: string;
   /** Extra browser origins allowed to call /mcp (space or comma separated). */
   ALLOWED_ORIGINS?: string;
 }

@@ -8,7 +8,8 @@ import type { RequestContext } from './context';
 import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
-import { handleGateway } from './gateway/gateway.proxy';
+import { handleGateway, hostRoute, pathRoute } from './gateway/gateway.proxy';
+import { domainOfHost, gatewayHost, MAX_ENCODED_DOMAIN } from './gateway/hostname';
 import { handleAuthorize } from './oauth/authorize';
 import { oauthErrorResponse, OAuthError } from './oauth/errors';
 import { authorizationServerMetadata, mcpResource, protectedResourceMetadata } from './oauth/metadata';
@@ -99,6 +100,10 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     }
   }
 
+  // Hostname routes of the gateway: this host names an upstream domain; nothing else is served here.
+  const upstreamDomain = domainOfHost(url.host, env.GATEWAY_DOMAIN);
+  if (upstreamDomain) return hostnameGateway(request, env, ctx, url, upstreamDomain);
+
   if (pathname === '/health') {
     try {
       await env.DB.prepare('SELECT 1').first();
@@ -123,6 +128,13 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/openapi.json') {
     return json({ ...openapi, servers: [{ url: url.origin }] }, 200, { 'cache-control': 'public, max-age=60', 'access-control-allow-origin': '*' });
   }
+  if (pathname === '/encode') {
+    const domain = (url.searchParams.get('domain') ?? '').toLowerCase();
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain) || domain.length > MAX_ENCODED_DOMAIN) return json({ error: 'invalid_request', message: `domain must be a DNS name of at most ${MAX_ENCODED_DOMAIN} characters` }, 400);
+    if (!env.GATEWAY_DOMAIN) return json({ error: 'not_configured', message: 'GATEWAY_DOMAIN is not set' }, 503);
+    const host = gatewayHost(domain, env.GATEWAY_DOMAIN);
+    return json({ domain, host, url: `${new URL(env.ISSUER).protocol}//${host}/mcp` });
+  }
   if (pathname === '/docs' || pathname === '/docs/') return docsPage();
   if (pathname === '/docs/init.js') return docsInit();
 
@@ -146,7 +158,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   const gateway = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
   if (gateway) {
     if (request.method === 'OPTIONS') return mcpPreflight();
-    const response = await handleGateway(request, env, getDb(env.DB), gateway[1]!, (p) => ctx.waitUntil(p.catch((e) => console.error('gateway background task failed', e))));
+    const response = await handleGateway(request, env, getDb(env.DB), pathRoute(env, gateway[1]!), backgroundOf(ctx));
     return withCors(response, request);
   }
   if (pathname === '/mcp') {
@@ -160,6 +172,20 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
   if (pathname === '/') return Response.redirect(`${url.origin}/docs`, 302);
   return notFound(pathname);
+}
+
+const backgroundOf = (ctx: ExecutionContext) => (p: Promise<unknown>) => ctx.waitUntil(p.catch((e) => console.error('gateway background task failed', e)));
+
+async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext, url: URL, domain: string): Promise<Response> {
+  const db = getDb(env.DB);
+  const route = await hostRoute(db, url.origin, domain);
+  if (!route) return json({ error: 'not_found', message: `${domain} is not registered in the portal` }, 404);
+  if (url.pathname === '/.well-known/oauth-protected-resource/mcp' || url.pathname === '/.well-known/oauth-protected-resource') {
+    return json(protectedResourceMetadata(env, route.resource), 200, PUBLIC_JSON);
+  }
+  if (url.pathname !== '/mcp') return notFound(url.pathname);
+  if (request.method === 'OPTIONS') return mcpPreflight();
+  return withCors(await handleGateway(request, env, db, route, backgroundOf(ctx)), request);
 }
 
 /** MCP responses readable by browser clients; the request's Origin was already checked by the endpoint. */

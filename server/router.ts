@@ -1,6 +1,7 @@
 import { accounts } from './accounts/accounts.router';
 import { apiKeys } from './api-keys/api-keys.router';
 import { audit } from './audit/audit.router';
+import { gateway } from './gateway/gateway.router';
 import { identities } from './identities/identities.router';
 import { jwt } from './jwt/jwt.router';
 import { mcp, oauth, tokens } from './oauth/oauth.router';
@@ -22,6 +23,7 @@ export const router = os.router({
   tokens,
   mcp,
   servers,
+  gateway,
 });
 
 export type Router = typeof router;

@@ -60,10 +60,27 @@ interface RpcMessage {
   params?: { name?: unknown };
 }
 
-export async function handleGateway(request: Request, env: Env, db: DB, serverId: string, waitUntil: (p: Promise<unknown>) => void): Promise<Response> {
+export interface GatewayRoute {
+  serverId: string;
+  /** The resource identifier tokens must be issued for: the path route, or the encoded host's /mcp. */
+  resource: string;
+  /** Where that resource's protected resource metadata is (RFC 9728). */
+  metadata: string;
+}
+
+/** The path route of a server: ISSUER/gw/{server}/mcp. */
+export const pathRoute = (env: Env, serverId: string): GatewayRoute => ({ serverId, resource: gatewayResource(env, serverId), metadata: gatewayMetadataUrl(env, serverId) });
+
+/** The hostname route: the first registered server whose MCP URL is on the upstream domain. */
+export async function hostRoute(db: DB, origin: string, domain: string): Promise<GatewayRoute | null> {
+  const rows = await db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute();
+  const row = rows.find((r) => new URL(r.mcp_url).hostname === domain);
+  return row ? { serverId: row.id, resource: `${origin}/mcp`, metadata: `${origin}/.well-known/oauth-protected-resource/mcp` } : null;
+}
+
+export async function handleGateway(request: Request, env: Env, db: DB, route: GatewayRoute, waitUntil: (p: Promise<unknown>) => void): Promise<Response> {
   const started = Date.now();
-  const resource = gatewayResource(env, serverId);
-  const metadata = gatewayMetadataUrl(env, serverId);
+  const { serverId, resource, metadata } = route;
   if (!originAllowed(env, request.headers.get('origin'))) return jsonError(403, 'forbidden_origin', 'Requests from this Origin are not allowed (DNS rebinding protection)');
   if (new URL(request.url).searchParams.has('access_token')) {
     return challengeResponse(env, 400, { error: 'invalid_request', description: 'tokens in the query string are refused', metadata }, 'Send the token in the Authorization header');

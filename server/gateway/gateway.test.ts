@@ -161,3 +161,42 @@ describe('gateway proxying', () => {
     expect(stolen?.status ?? 404).toBe(404);
   });
 });
+
+describe('gateway hostname routes', () => {
+  it('encodes a domain as its gateway host', async () => {
+    const res = (await (await SELF.fetch(`${ORIGIN}/encode?domain=mcp.atlassian.com`)).json()) as { host: string; url: string };
+    expect(res.host).toBe('nvrxaltborwgc43tnfqw4ltdn5wq-enc.gw.chittyauth.test');
+    expect(res.url).toBe('http://nvrxaltborwgc43tnfqw4ltdn5wq-enc.gw.chittyauth.test/mcp');
+    expect((await SELF.fetch(`${ORIGIN}/encode?domain=not a domain`)).status).toBe(400);
+  });
+
+  it('routes the encoded host of a registered domain, with a resource and tokens of its own', async () => {
+    const serverId = await registerUpstream('https://stream.example/mcp');
+    const { host } = (await (await SELF.fetch(`${ORIGIN}/encode?domain=stream.example`)).json()) as { host: string };
+    const resource = `http://${host}/mcp`;
+    const metadata = (await (await SELF.fetch(`http://${host}/.well-known/oauth-protected-resource/mcp`)).json()) as { resource: string; authorization_servers: string[] };
+    expect(metadata).toMatchObject({ resource, authorization_servers: [ORIGIN] });
+
+    const client = await registerClient();
+    const flow = await authorizeAsBrowser({ clientId: client.body.client_id, resource, browser: new Browser() });
+    const t = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, client_id: client.body.client_id, redirect_uri: REDIRECT, resource });
+    expect(t.status).toBe(200);
+    const call = (bearer: string) =>
+      SELF.fetch(resource, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${bearer}`, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+      });
+    const ok = await call(t.body.access_token);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('countdown');
+    // A token for the path route of the same server is for another resource.
+    expect((await call(await routeToken(serverId))).status).toBe(401);
+  });
+
+  it('serves nothing for a domain that is not registered', async () => {
+    const { host } = (await (await SELF.fetch(`${ORIGIN}/encode?domain=unknown.example`)).json()) as { host: string };
+    const res = await SELF.fetch(`http://${host}/mcp`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(404);
+  });
+});

@@ -1,4 +1,5 @@
 import type { Env } from '../env';
+import { domainOfHost } from '../gateway/hostname';
 import type { Client } from './clients';
 import { OAuthError } from './errors';
 import { apiResource, DEFAULT_SCOPE, mcpResource, SCOPES_SUPPORTED } from './metadata';
@@ -8,6 +9,11 @@ export const knownResources = (env: Env) => [mcpResource(env), apiResource(env)]
 
 /** `ISSUER/gw/<server id>/mcp`: every registered server's gateway route is a resource of its own. */
 export const gatewayResource = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/mcp`;
+
+/** `{scheme}://{base32(domain)}-enc.{GATEWAY_DOMAIN}/mcp`: a hostname route of the gateway. */
+function hostRouteResourceOf(env: Env, url: URL): string | undefined {
+  return url.pathname === '/mcp' && !url.search && domainOfHost(url.host, env.GATEWAY_DOMAIN) ? `${url.protocol}//${url.host.toLowerCase()}/mcp` : undefined;
+}
 
 function gatewayResourceOf(env: Env, canonical: string): string | undefined {
   const m = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(canonical.slice(env.ISSUER.length));
@@ -28,7 +34,7 @@ export function checkResource(env: Env, raw: string | null): string {
     throw new OAuthError('invalid_target', 'resource must be an absolute URL');
   }
   const canonical = `${url.protocol}//${url.host}${url.pathname === '/' && !raw.endsWith('/') ? '' : url.pathname}${url.search}`;
-  const found = knownResources(env).find((r) => r === canonical || r === canonical.replace(/\/$/, '')) ?? gatewayResourceOf(env, canonical);
+  const found = knownResources(env).find((r) => r === canonical || r === canonical.replace(/\/$/, '')) ?? gatewayResourceOf(env, canonical) ?? hostRouteResourceOf(env, url);
   if (!found) throw new OAuthError('invalid_target', `unknown resource ${raw}; this server issues tokens for ${knownResources(env).join(' and ')}`);
   return found;
 }

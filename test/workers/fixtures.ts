@@ -163,4 +163,5 @@ export const fixtures: Record<string, Fixture> = {
     };
   },
   'servers.export': withServer((server_id) => ({ server_id })),
+  'gateway.encode': async () => ({ input: { domain: 'mcp.example' } }),
 };
