@@ -8,6 +8,7 @@ import type { RequestContext } from './context';
 import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
+import { handleCallback, handleConnect } from './gateway/connect.page';
 import { handleGateway, hostRoute, pathRoute } from './gateway/gateway.proxy';
 import { domainOfHost, gatewayHost, MAX_ENCODED_DOMAIN } from './gateway/hostname';
 import { handleAuthorize } from './oauth/authorize';
@@ -155,6 +156,9 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const page = await handlePortal(request, env, getDb(env.DB));
     if (page) return page;
   }
+  if (pathname === '/gw/callback') return handleCallback(request, env, getDb(env.DB));
+  const connect = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/connect$/.exec(pathname);
+  if (connect) return handleConnect(request, env, getDb(env.DB), connect[1]!);
   const gateway = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
   if (gateway) {
     if (request.method === 'OPTIONS') return mcpPreflight();

@@ -84,7 +84,7 @@ export interface AuditEventsTable {
   hash: string;
 }
 
-export interface Database extends OAuthDatabase, PortalDatabase {
+export interface Database extends OAuthDatabase, PortalDatabase, GatewayDatabase {
   identities: IdentitiesTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
@@ -211,4 +211,34 @@ export interface PortalDatabase {
   mcp_server_access: { server_id: string; action: string; role: string };
   mcp_tool_policies: { id: string; server_id: string; tool: string; subject_type: string; subject: string; effect: string; created_at: string };
   mcp_server_preferences: { chitty_id: string; server_id: string; enabled: number; updated_at: string };
+}
+
+export interface GatewayDatabase {
+  gateway_upstream_clients: {
+    server_id: string;
+    issuer: string;
+    authorization_endpoint: string;
+    token_endpoint: string;
+    revocation_endpoint: string | null;
+    iss_supported: number;
+    resource: string;
+    scope: string | null;
+    client_id: string;
+    client_secret_encrypted: string | null;
+    auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
+    created_at: string;
+  };
+  gateway_auth_states: { state_hash: string; chitty_id: string; server_id: string; code_verifier_encrypted: string; created_at: string; expires_at: string; used_at: string | null };
+  gateway_connections: {
+    chitty_id: string;
+    server_id: string;
+    status: 'connected' | 'needs_reconnect';
+    access_token_encrypted: string | null;
+    refresh_token_encrypted: string | null;
+    expires_at: string | null;
+    scope: string | null;
+    refreshing_until: string | null;
+    created_at: string;
+    updated_at: string;
+  };
 }

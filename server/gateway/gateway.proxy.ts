@@ -11,6 +11,7 @@ import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
 import { findAccess, findEnabled, findServer, listToolRules, type ServerRow } from '../portal/servers.store';
 import { filterToolsInSse, type ToolFilter } from './sse';
+import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
 
 /**
  * /gw/{server}/mcp: one authenticated front door to a registered MCP server (seed 003). The client
@@ -31,8 +32,8 @@ const jsonError = (status: number, error: string, message: string, headers: Reco
   new Response(JSON.stringify({ error, message }), { status, headers: { 'content-type': 'application/json', ...headers } });
 
 /** JSON-RPC error for one request id, answered by the gateway itself (the upstream never sees the call). */
-const rpcError = (id: unknown, code: number, message: string) =>
-  new Response(JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } }), { status: 200, headers: { 'content-type': 'application/json' } });
+const rpcError = (id: unknown, code: number, message: string, data?: Record<string, unknown>) =>
+  new Response(JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data ? { data } : {}) } }), { status: 200, headers: { 'content-type': 'application/json' } });
 
 /**
  * Upstream session ids are sealed to the user and server (AES-GCM, AAD), so a client can only resume
@@ -98,9 +99,6 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
   if (!row || !access || !actionAllowed(access, row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
   if (!actionAllowed(access, row, caller, 'connect')) return jsonError(403, 'forbidden', `You may not connect to ${serverId}`);
   if (!(await findEnabled(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
-  if (row.auth_type === 'oauth') {
-    return jsonError(502, 'upstream_authorization_unsupported', `${serverId} authenticates its clients with OAuth; per-user upstream connections are not available in this version of the gateway`);
-  }
 
   let upstreamSession: string | null = null;
   const sealed = request.headers.get('mcp-session-id');
@@ -140,15 +138,32 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     }
   }
 
+  // OAuth upstreams: the user's own connection; without one, a clear error that says where to connect.
+  const needsConnection = () =>
+    rpcError(message?.id, -32001, `Authorization needed: open ${connectUrl(env, serverId)} in a browser to connect ${row.name} to your ChittyAuth account, then retry`, { connect_url: connectUrl(env, serverId) });
+  let upstreamToken: string | null = null;
+  if (row.auth_type === 'oauth') {
+    upstreamToken = await upstreamAccessToken(env, db, serverId, principal.chittyId);
+    if (!upstreamToken) return needsConnection();
+  }
+
   let upstream: Response;
   try {
     const fetchUpstream = guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES });
-    upstream = await fetchUpstream(row.mcp_url, { method: request.method, headers: await upstreamHeaders(env, row, request, upstreamSession), body: bodyText });
+    const headers = await upstreamHeaders(env, row, request, upstreamSession);
+    if (upstreamToken) headers.set('authorization', `Bearer ${upstreamToken}`);
+    upstream = await fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
   } catch (error) {
     audit('failure', { tool: message?.params?.name, error: error instanceof Error ? error.message.slice(0, 200) : 'error' });
     return jsonError(502, 'upstream_unreachable', error instanceof OutboundRefused ? `Upstream refused: ${error.message}` : `${serverId} could not be reached`);
   }
 
+  if (upstream.status === 401 && upstreamToken) {
+    // The upstream no longer takes the user's token (revoked there): ask the user to connect again.
+    await markNeedsReconnect(db, principal.chittyId, serverId);
+    audit('failure', { tool: message?.params?.name, status: 401, reason: 'upstream_token_refused' });
+    return needsConnection();
+  }
   const headers = new Headers({ 'cache-control': 'no-store' });
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     const value = upstream.headers.get(name);

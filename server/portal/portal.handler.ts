@@ -42,7 +42,10 @@ export async function portalCredential(request: Request, env: Env): Promise<stri
   return ok ? `Bearer ${cookie}` : 'forbidden';
 }
 
-function loginPage(o: { csrf: string; error?: string; username?: string; access: boolean }) {
+/** Where to go after signing in: a path of ours that asked for sign-in (the gateway's connect page), else the dashboard. */
+export const safeReturn = (value: string | null) => (value && /^\/gw\/[a-z0-9-]+\/connect$/.test(value) ? value : '/portal');
+
+function loginPage(o: { csrf: string; error?: string; username?: string; access: boolean; returnTo: string }) {
   return page(
     'Sign in',
     `<h1>ChittyAuth portal</h1>
@@ -50,6 +53,7 @@ function loginPage(o: { csrf: string; error?: string; username?: string; access:
 ${o.error ? `<p class="error" role="alert">${esc(o.error)}</p>` : ''}
 <form method="post" action="/portal/login">
 <input type="hidden" name="csrf_token" value="${esc(o.csrf)}">
+<input type="hidden" name="return" value="${esc(o.returnTo)}">
 <label for="username">Username</label>
 <input type="text" id="username" name="username" autocomplete="username" required autofocus value="${esc(o.username ?? '')}">
 <label for="password">Password</label>
@@ -67,7 +71,7 @@ function shell(csrf: string, me: { chitty_id: string; username: string }) {
 <body><div id="app" aria-live="polite"><p class="loading">Loading…</p></div><script type="module" src="/portal/app.js"></script></body></html>`;
 }
 
-async function signedIn(env: Env, db: DB, request: Request) {
+export async function signedIn(env: Env, db: DB, request: Request) {
   const url = new URL(request.url);
   const cookie = readCookie(request, cookieName(env, url, PORTAL_COOKIE));
   if (!cookie) return null;
@@ -102,7 +106,7 @@ export async function handlePortal(request: Request, env: Env, db: DB): Promise<
     const nonce = readCookie(request, cookieName(env, url, NONCE_COOKIE)) ?? crypto.randomUUID();
     const nonceCookie = setCookie(env, url, NONCE_COOKIE, nonce, FORM_TTL_S);
     const access = !!env.CF_ACCESS_TEAM_DOMAIN;
-    if (request.method === 'GET') return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), access }), 200, { 'set-cookie': nonceCookie });
+    if (request.method === 'GET') return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), access, returnTo: safeReturn(url.searchParams.get('return')) }), 200, { 'set-cookie': nonceCookie });
     if (request.method !== 'POST') return html(page('Method not allowed', '<p>Use GET or POST.</p>'), 405);
     const form = new URLSearchParams(new TextDecoder().decode(await request.arrayBuffer()));
     if (!(await verify(env.ENCRYPTION_KEY, 'portal-login', nonce, form.get('csrf_token')))) {
@@ -113,9 +117,9 @@ export async function handlePortal(request: Request, env: Env, db: DB): Promise<
     await insertAuditEvent(db, { actor: result.chittyId ?? 'anonymous', action: 'portal.login', target: result.chittyId, door: 'oauth', outcome: result.ok ? 'success' : 'failure', detail: { username } });
     if (!result.ok) {
       const message = result.reason === 'locked' ? 'Too many failed sign-ins. Try again in 15 minutes.' : 'Wrong username or password.';
-      return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), error: message, username, access }), result.reason === 'locked' ? 429 : 401, { 'set-cookie': nonceCookie });
+      return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), error: message, username, access, returnTo: safeReturn(form.get('return')) }), result.reason === 'locked' ? 429 : 401, { 'set-cookie': nonceCookie });
     }
-    return redirect('/portal', { 'set-cookie': setCookie(env, url, PORTAL_COOKIE, result.token, result.expiresIn) });
+    return redirect(safeReturn(form.get('return')), { 'set-cookie': setCookie(env, url, PORTAL_COOKIE, result.token, result.expiresIn) });
   }
 
   if (url.pathname === '/portal/logout' && request.method === 'POST') {

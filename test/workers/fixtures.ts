@@ -1,6 +1,7 @@
 import { env } from 'cloudflare:test';
 import { accessAssertion } from './access';
 import { ADMIN_PASSWORD, rest, type Caller } from './helpers';
+import { connectUpstream, portalBrowser, registerOAuthUpstream } from './gateway-helpers';
 import { authorizeAsBrowser, MCP_RESOURCE, REDIRECT, fullFlow } from './oauth-helpers';
 
 /**
@@ -164,4 +165,10 @@ export const fixtures: Record<string, Fixture> = {
   },
   'servers.export': withServer((server_id) => ({ server_id })),
   'gateway.encode': async () => ({ input: { domain: 'mcp.example' } }),
+  'gateway.connections.list': async () => ({ input: {} }),
+  'gateway.connections.disconnect': async (a) => {
+    const server_id = await registerOAuthUpstream(a);
+    await connectUpstream(await portalBrowser(), server_id);
+    return { input: { server_id }, volatile: [server_id] };
+  },
 };

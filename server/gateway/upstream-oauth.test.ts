@@ -1,0 +1,113 @@
+import { env, SELF } from 'cloudflare:test';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { connectUpstream, portalBrowser, registerOAuthUpstream } from '../../test/workers/gateway-helpers';
+import { admin, apiKey, ORIGIN, rest, type Caller } from '../../test/workers/helpers';
+
+let root: Caller;
+let key: string;
+
+async function rpc(serverId: string, method: string, params: unknown) {
+  const res = await SELF.fetch(`${ORIGIN}/gw/${serverId}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-protocol-version': '2025-06-18' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  return (await res.json()) as { result?: any; error?: { code: number; message: string; data?: { connect_url: string } } };
+}
+
+const upstreamRequests = async () => (await (await fetch('https://secure.example/__requests')).json()) as { headers: Record<string, string> }[];
+
+beforeAll(async () => {
+  root = await admin();
+  key = await apiKey(root);
+});
+
+describe('gateway upstream OAuth', () => {
+  it('asks the user to connect, runs the upstream authorization with PKCE, state, resource and iss, then proxies with the upstream’s token', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    const first = await rpc(serverId, 'tools/list', {});
+    expect(first.error?.code).toBe(-32001);
+    expect(first.error?.data?.connect_url).toBe(`${ORIGIN}/gw/${serverId}/connect`);
+
+    const browser = await portalBrowser();
+    const journey = await connectUpstream(browser, serverId);
+    const p = journey.authorizeUrl.searchParams;
+    expect([p.get('code_challenge_method'), p.get('resource'), p.get('redirect_uri')]).toEqual(['S256', 'https://secure.example/mcp', `${ORIGIN}/gw/callback`]);
+    expect(p.get('state')).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(journey.callback.searchParams.get('iss')).toBe('https://secure.example');
+    expect(journey.status).toBe(200);
+    expect(journey.html).toContain('Connected');
+
+    const list = await rpc(serverId, 'tools/list', {});
+    expect(list.result.tools.map((t: { name: string }) => t.name).sort()).toEqual(['add', 'echo']);
+    const call = await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'through the gateway' } });
+    expect(call.result.content[0].text).toBe('through the gateway');
+
+    const seen = await upstreamRequests();
+    const mcpCalls = seen.filter((r) => r.headers.authorization?.startsWith('Bearer up_at_'));
+    expect(mcpCalls.length).toBeGreaterThanOrEqual(2);
+    expect(JSON.stringify(seen)).not.toContain(key);
+  });
+
+  it('keeps upstream tokens encrypted at rest', async () => {
+    const rows = (await env.DB.prepare('SELECT * FROM gateway_connections').all()).results;
+    expect(rows.length).toBeGreaterThan(0);
+    expect(JSON.stringify(rows)).not.toMatch(/up_at_|up_rt_/);
+  });
+
+  it('refreshes an expiring upstream token transparently, once', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    await env.DB.prepare("UPDATE gateway_connections SET expires_at = '2000-01-01T00:00:00.000Z' WHERE server_id = ?").bind(serverId).run();
+    const before = (await upstreamRequests()).length;
+    const [a, b] = await Promise.all([rpc(serverId, 'tools/list', {}), rpc(serverId, 'tools/list', {})]);
+    expect(a.result.tools.length).toBe(2);
+    expect(b.result.tools.length).toBe(2);
+    const refreshes = (await upstreamRequests()).slice(before).filter((r) => r.headers['content-type']?.includes('x-www-form-urlencoded'));
+    expect(refreshes).toHaveLength(1);
+    const row = await env.DB.prepare('SELECT expires_at, status FROM gateway_connections WHERE server_id = ?').bind(serverId).first<{ expires_at: string; status: string }>();
+    expect(row!.status).toBe('connected');
+    expect(row!.expires_at > new Date().toISOString()).toBe(true);
+  });
+
+  it('asks to reconnect when the upstream no longer accepts the token', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    await fetch('https://secure.example/__forget-tokens');
+    const res = await rpc(serverId, 'tools/list', {});
+    expect(res.error?.code).toBe(-32001);
+    expect(await env.DB.prepare('SELECT status FROM gateway_connections WHERE server_id = ?').bind(serverId).first('status')).toBe('needs_reconnect');
+  });
+
+  it('refuses a callback whose state another user started, or that is replayed', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    const browser = await portalBrowser();
+    const page = await (await browser.fetch(`${ORIGIN}/gw/${serverId}/connect`)).text();
+    const approve = await browser.post(`${ORIGIN}/gw/${serverId}/connect`, { csrf_token: /name="csrf_token" value="([^"]+)"/.exec(page)![1]!, action: 'approve' });
+    const callback = (await fetch(approve.headers.get('location')!, { redirect: 'manual' })).headers.get('location')!;
+
+    const someone = await rest('POST', '/v1/accounts', { username: `other-${crypto.randomUUID().slice(0, 6)}`, password: 'a long enough password' }, root.token);
+    const other = await portalBrowser(someone.body.username, 'a long enough password');
+    const stolen = await other.fetch(callback);
+    expect(stolen.status).toBe(400);
+    expect(await stolen.text()).toContain('not started by you');
+
+    expect((await browser.fetch(callback)).status).toBe(200);
+    const replay = await browser.fetch(callback);
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain('already used');
+  });
+
+  it('lists my connections and disconnects one, revoking its tokens upstream', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    const mine = await rest('GET', '/v1/gateway/connections', undefined, root.token);
+    expect(mine.body.items.map((c: { server_id: string }) => c.server_id)).toContain(serverId);
+    const revoked = async () => ((await (await fetch('https://secure.example/__revoked')).json()) as string[]).length;
+    const revokedBefore = await revoked();
+    const res = await rest('DELETE', `/v1/gateway/connections/${serverId}`, undefined, root.token);
+    expect(res.body).toEqual({ disconnected: true, revoked_upstream: true });
+    expect(await revoked()).toBeGreaterThan(revokedBefore);
+    expect((await rpc(serverId, 'tools/list', {})).error?.code).toBe(-32001);
+  });
+});

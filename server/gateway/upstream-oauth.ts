@@ -1,0 +1,248 @@
+import { base64url } from 'jose';
+import { decrypt, encrypt } from '../crypto/encryption';
+import { sha256Hex } from '../crypto/hash';
+import type { DB, GatewayDatabase } from '../db/schema';
+import type { Env } from '../env';
+import { guardedFetch } from '../lib/outbound';
+import { isoIn, nowIso } from '../lib/time';
+import { secretAad } from '../portal/health';
+import type { ServerRow } from '../portal/servers.store';
+
+/**
+ * The gateway as an OAuth 2.1 client of an upstream MCP server, per user (seed 003): discovery through the
+ * upstream's protected resource metadata and its AS metadata, a client registered once per server (the
+ * registry's pre-registered client, or dynamic registration), PKCE S256, the `resource` parameter, and a
+ * `state` that is single-use and bound to the user who started. Tokens are stored encrypted and refreshed
+ * shortly before expiry, one refresh at a time per connection.
+ */
+type UpstreamClient = GatewayDatabase['gateway_upstream_clients'];
+
+const TIMEOUT_MS = 10_000;
+const MAX_BYTES = 64 * 1024;
+const STATE_TTL_S = 600;
+/** Refresh when the access token has less than this left. */
+const REFRESH_MARGIN_MS = 60_000;
+const REFRESH_LOCK_S = 30;
+
+export class UpstreamAuthError extends Error {}
+
+export const callbackUrl = (env: Env) => `${env.ISSUER}/gw/callback`;
+export const connectUrl = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/connect`;
+
+const clientSecretAad = (serverId: string) => `gateway-client-secret:${serverId}`;
+const tokenAad = (serverId: string, chittyId: string, kind: 'access' | 'refresh') => `gateway-${kind}:${serverId}:${chittyId}`;
+
+async function getJson(env: Env, url: string): Promise<Record<string, unknown> | null> {
+  try {
+    const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(url, { headers: { accept: 'application/json' } });
+    return res.ok ? ((await res.json()) as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** RFC 9728 §3 and RFC 8414 §3: the well-known URIs, with the path of the identifier appended. */
+const wellKnown = (identifier: string, name: string) => {
+  const u = new URL(identifier);
+  return `${u.origin}/.well-known/${name}${u.pathname === '/' ? '' : u.pathname}`;
+};
+
+/** Discovers the upstream's authorization server and registers the gateway as its client, once per server. */
+export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<UpstreamClient> {
+  const known = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', row.id).executeTakeFirst();
+  if (known) return known;
+
+  const prm = (await getJson(env, wellKnown(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
+  const issuer = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers[0] : null;
+  if (typeof issuer !== 'string') throw new UpstreamAuthError(`${row.id} publishes no protected resource metadata naming an authorization server`);
+  const as = (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ?? (await getJson(env, wellKnown(issuer, 'openid-configuration')));
+  // RFC 8414 §3.3: the metadata must be about the issuer it was fetched for.
+  if (!as || as.issuer !== issuer || typeof as.authorization_endpoint !== 'string' || typeof as.token_endpoint !== 'string') {
+    throw new UpstreamAuthError(`the authorization server of ${row.id} has no usable metadata`);
+  }
+  if (!(Array.isArray(as.code_challenge_methods_supported) && as.code_challenge_methods_supported.includes('S256'))) {
+    throw new UpstreamAuthError(`the authorization server of ${row.id} does not support PKCE S256`);
+  }
+  const config = JSON.parse(row.auth_config) as { client_id?: string | null; scopes?: string[] | null };
+  let clientId = config.client_id ?? null;
+  let secretEncrypted: string | null = null;
+  let method: UpstreamClient['auth_method'] = 'none';
+  if (clientId) {
+    if (row.auth_secret_encrypted) {
+      secretEncrypted = await encrypt(env.ENCRYPTION_KEY, await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id)), clientSecretAad(row.id));
+      method = 'client_secret_basic';
+    }
+  } else {
+    if (typeof as.registration_endpoint !== 'string') throw new UpstreamAuthError(`${row.id} needs a pre-registered OAuth client (its authorization server offers no registration)`);
+    const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(as.registration_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'ChittyAuth gateway', redirect_uris: [callbackUrl(env)], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }),
+    });
+    const reg = (await res.json().catch(() => null)) as { client_id?: string } | null;
+    if (res.status !== 201 && res.status !== 200) throw new UpstreamAuthError(`dynamic registration at ${row.id}'s authorization server failed (${res.status})`);
+    if (!reg?.client_id) throw new UpstreamAuthError(`dynamic registration at ${row.id}'s authorization server returned no client_id`);
+    clientId = reg.client_id;
+  }
+  const scopes = config.scopes ?? (Array.isArray(prm?.scopes_supported) ? (prm.scopes_supported as string[]) : null);
+  const client: UpstreamClient = {
+    server_id: row.id,
+    issuer,
+    authorization_endpoint: as.authorization_endpoint,
+    token_endpoint: as.token_endpoint,
+    revocation_endpoint: typeof as.revocation_endpoint === 'string' ? as.revocation_endpoint : null,
+    iss_supported: as.authorization_response_iss_parameter_supported === true ? 1 : 0,
+    resource: typeof prm?.resource === 'string' ? prm.resource : row.mcp_url,
+    scope: scopes?.join(' ') ?? null,
+    client_id: clientId,
+    client_secret_encrypted: secretEncrypted,
+    auth_method: method,
+    created_at: nowIso(),
+  };
+  await db.insertInto('gateway_upstream_clients').values(client).onConflict((oc) => oc.column('server_id').doNothing()).execute();
+  return client;
+}
+
+/** The upstream authorization URL for this user; the state and PKCE verifier are kept, bound to the user. */
+export async function startConnection(env: Env, db: DB, row: ServerRow, chittyId: string): Promise<string> {
+  const client = await upstreamClient(env, db, row);
+  const state = base64url.encode(crypto.getRandomValues(new Uint8Array(24)));
+  const verifier = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
+  const challenge = base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
+  await db
+    .insertInto('gateway_auth_states')
+    .values({ state_hash: await sha256Hex(state), chitty_id: chittyId, server_id: row.id, code_verifier_encrypted: await encrypt(env.ENCRYPTION_KEY, verifier, `gateway-state:${row.id}:${chittyId}`), created_at: nowIso(), expires_at: isoIn(STATE_TTL_S), used_at: null })
+    .execute();
+  const url = new URL(client.authorization_endpoint);
+  const params = { response_type: 'code', client_id: client.client_id, redirect_uri: callbackUrl(env), state, code_challenge: challenge, code_challenge_method: 'S256', resource: client.resource, ...(client.scope ? { scope: client.scope } : {}) };
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return url.toString();
+}
+
+async function tokenRequest(env: Env, client: UpstreamClient, form: Record<string, string>) {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' };
+  const body = new URLSearchParams({ ...form, resource: client.resource });
+  if (client.auth_method === 'none') body.set('client_id', client.client_id);
+  else {
+    const secret = await decrypt(env.ENCRYPTION_KEY, client.client_secret_encrypted!, clientSecretAad(client.server_id));
+    if (client.auth_method === 'client_secret_basic') headers.authorization = `Basic ${btoa(`${encodeURIComponent(client.client_id)}:${encodeURIComponent(secret)}`)}`;
+    else {
+      body.set('client_id', client.client_id);
+      body.set('client_secret', secret);
+    }
+  }
+  const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(client.token_endpoint, { method: 'POST', headers, body: body.toString() });
+  const json = (await res.json().catch(() => null)) as { access_token?: string; refresh_token?: string; expires_in?: number; scope?: string; error?: string } | null;
+  if (!res.ok || !json?.access_token) throw new UpstreamAuthError(`the upstream token endpoint refused (${json?.error ?? res.status})`);
+  return json;
+}
+
+async function storeTokens(env: Env, db: DB, serverId: string, chittyId: string, t: { access_token?: string; refresh_token?: string; expires_in?: number; scope?: string }, previousRefresh: string | null) {
+  const now = nowIso();
+  const values = {
+    status: 'connected' as const,
+    access_token_encrypted: await encrypt(env.ENCRYPTION_KEY, t.access_token!, tokenAad(serverId, chittyId, 'access')),
+    refresh_token_encrypted: t.refresh_token || previousRefresh ? await encrypt(env.ENCRYPTION_KEY, (t.refresh_token ?? previousRefresh)!, tokenAad(serverId, chittyId, 'refresh')) : null,
+    expires_at: typeof t.expires_in === 'number' ? isoIn(t.expires_in) : null,
+    scope: t.scope ?? null,
+    refreshing_until: null,
+    updated_at: now,
+  };
+  await db
+    .insertInto('gateway_connections')
+    .values({ chitty_id: chittyId, server_id: serverId, created_at: now, ...values })
+    .onConflict((oc) => oc.columns(['chitty_id', 'server_id']).doUpdateSet(values))
+    .execute();
+}
+
+/**
+ * The upstream's answer at /gw/callback. The state must be one we issued, unused, unexpired and the
+ * current user's (RFC 9700 §4.7); `iss` must be the upstream's issuer (RFC 9207).
+ */
+export async function finishConnection(env: Env, db: DB, chittyId: string, params: URLSearchParams): Promise<string> {
+  const state = params.get('state');
+  if (!state) throw new UpstreamAuthError('the callback has no state');
+  const hash = await sha256Hex(state);
+  const row = await db.selectFrom('gateway_auth_states').selectAll().where('state_hash', '=', hash).executeTakeFirst();
+  if (!row || row.chitty_id !== chittyId) throw new UpstreamAuthError('this connection was not started by you (unknown state)');
+  const claimed = await db.updateTable('gateway_auth_states').set({ used_at: nowIso() }).where('state_hash', '=', hash).where('used_at', 'is', null).executeTakeFirst();
+  if (Number(claimed.numUpdatedRows) !== 1) throw new UpstreamAuthError('this authorization response was already used');
+  if (row.expires_at < nowIso()) throw new UpstreamAuthError('the connection attempt expired; start again');
+  const client = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', row.server_id).executeTakeFirstOrThrow();
+  const iss = params.get('iss');
+  if ((iss !== null || client.iss_supported) && iss !== client.issuer) throw new UpstreamAuthError('the response did not come from the upstream’s authorization server (iss)');
+  const error = params.get('error');
+  if (error) throw new UpstreamAuthError(`the upstream refused: ${error}`);
+  const code = params.get('code');
+  if (!code) throw new UpstreamAuthError('the callback has no code');
+  const verifier = await decrypt(env.ENCRYPTION_KEY, row.code_verifier_encrypted, `gateway-state:${row.server_id}:${chittyId}`);
+  const tokens = await tokenRequest(env, client, { grant_type: 'authorization_code', code, redirect_uri: callbackUrl(env), code_verifier: verifier });
+  await storeTokens(env, db, row.server_id, chittyId, tokens, null);
+  return row.server_id;
+}
+
+export const findConnection = (db: DB, chittyId: string, serverId: string) =>
+  db.selectFrom('gateway_connections').selectAll().where('chitty_id', '=', chittyId).where('server_id', '=', serverId).executeTakeFirst();
+
+export const markNeedsReconnect = (db: DB, chittyId: string, serverId: string) =>
+  db.updateTable('gateway_connections').set({ status: 'needs_reconnect', refreshing_until: null, updated_at: nowIso() }).where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
+
+/** A current upstream access token for the user, refreshed when about to expire; null means: (re)connect. */
+export async function upstreamAccessToken(env: Env, db: DB, serverId: string, chittyId: string): Promise<string | null> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const c = await findConnection(db, chittyId, serverId);
+    if (!c || c.status !== 'connected' || !c.access_token_encrypted) return null;
+    const fresh = !c.expires_at || Date.parse(c.expires_at) - Date.now() > REFRESH_MARGIN_MS;
+    if (fresh) return decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access'));
+    if (!c.refresh_token_encrypted) return Date.parse(c.expires_at!) > Date.now() ? decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access')) : null;
+    // One refresh at a time: whoever sets the lock refreshes, the others wait for its result.
+    const lock = await db
+      .updateTable('gateway_connections')
+      .set({ refreshing_until: isoIn(REFRESH_LOCK_S) })
+      .where('chitty_id', '=', chittyId)
+      .where('server_id', '=', serverId)
+      .where((eb) => eb.or([eb('refreshing_until', 'is', null), eb('refreshing_until', '<', nowIso())]))
+      .executeTakeFirst();
+    if (Number(lock.numUpdatedRows) === 1) {
+      const refresh = await decrypt(env.ENCRYPTION_KEY, c.refresh_token_encrypted, tokenAad(serverId, chittyId, 'refresh'));
+      try {
+        const client = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', serverId).executeTakeFirstOrThrow();
+        const tokens = await tokenRequest(env, client, { grant_type: 'refresh_token', refresh_token: refresh });
+        await storeTokens(env, db, serverId, chittyId, tokens, refresh);
+        return tokens.access_token!;
+      } catch {
+        await markNeedsReconnect(db, chittyId, serverId);
+        return null;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
+
+/** Forget a connection, revoking its tokens at the upstream where it offers revocation (RFC 7009). */
+export async function disconnect(env: Env, db: DB, chittyId: string, serverId: string): Promise<{ revoked_upstream: boolean }> {
+  const c = await findConnection(db, chittyId, serverId);
+  if (!c) return { revoked_upstream: false };
+  const client = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', serverId).executeTakeFirst();
+  let revoked = false;
+  if (client?.revocation_endpoint) {
+    for (const [enc, kind] of [[c.refresh_token_encrypted, 'refresh'], [c.access_token_encrypted, 'access']] as const) {
+      if (!enc) continue;
+      try {
+        const token = await decrypt(env.ENCRYPTION_KEY, enc, tokenAad(serverId, chittyId, kind));
+        const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(client.revocation_endpoint, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ token, client_id: client.client_id }).toString(),
+        });
+        revoked ||= res.ok;
+      } catch {
+        /* the connection is forgotten here either way */
+      }
+    }
+  }
+  await db.deleteFrom('gateway_connections').where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
+  return { revoked_upstream: revoked };
+}
+
