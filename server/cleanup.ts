@@ -29,7 +29,9 @@ export async function cleanupExpired(db: DB, now = Date.now()) {
     .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
     .executeTakeFirst();
   const limits = await db.deleteFrom('rate_limits').where('window_ends', '<', at).executeTakeFirst();
+  const states = await db.deleteFrom('gateway_auth_states').where('expires_at', '<', at).executeTakeFirst();
   return {
+    gateway_auth_states: Number(states.numDeletedRows),
     oauth_codes: Number(codes.numDeletedRows),
     oauth_clients: Number(clients.numDeletedRows),
     oauth_grants: Number(oauthGrants.numDeletedRows),
