@@ -2,23 +2,14 @@
  * The API reference at /docs, in a real browser (Debian's Chromium driven by playwright-core) against a real
  * `wrangler dev`: Scalar renders from our own assets and the page never reaches another origin.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { assertChromium, CHROMIUM, CHROMIUM_FLAGS } from '../helpers/browser';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const SCREENSHOT = join(process.cwd(), 'test-results', 'docs.png');
 
 let server: TestServer;
@@ -48,9 +39,7 @@ describe('/docs', () => {
   });
 
   it('renders the Scalar reference offline: no request to any other origin, no page error', async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the browser test needs Debian's Chromium. Install it with: apt-get update && apt-get install -y chromium`);
-    }
+    assertChromium();
     const origin = new URL(server.url).origin;
     userDataDir = mkdtempSync(join(tmpdir(), 'chittyauth-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {

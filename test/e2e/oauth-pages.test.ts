@@ -5,24 +5,15 @@
  * loopback listener of this test (as a native app's, RFC 8252 §7.3) that answers with a small page.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
+import { assertChromium, launchChromium } from '../helpers/browser';
+import { type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const RESULTS = join(process.cwd(), 'test-results');
 const CLIENT_NAME = 'Pages E2E App';
 const SCOPE = 'mcp:read mcp:write';
@@ -149,9 +140,7 @@ async function expectClean(s: Session) {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser test needs Debian's Chromium. Install it with: apt-get update && apt-get install -y chromium`);
-  }
+    assertChromium();
   mkdirSync(RESULTS, { recursive: true });
   server = await startTestServer();
   user = await server.account(['user']);
@@ -177,7 +166,7 @@ beforeAll(async () => {
   expect(registered.status, JSON.stringify(registered.body)).toBe(201);
   clientId = registered.body.client_id;
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 60_000 });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
