@@ -95,8 +95,8 @@ export const getServer = base
   .output(ServerSchema);
 
 export const updateServer = base
-  .route({ method: 'PATCH', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Update an MCP server' })
-  .meta({ tool: 'update_mcp_server', permission: 'portal:servers:write', audit: true })
+  .route({ method: 'PATCH', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Update an MCP server', description: 'For the server’s administrators (its owner, roles with admin access, a grant mcp:<server>:admin) and holders of portal:servers:write.' })
+  .meta({ tool: 'update_mcp_server', permission: null, audit: true })
   .errors({ NOT_FOUND, URL_REFUSED })
   .input(
     v.strictObject({
@@ -112,8 +112,8 @@ export const updateServer = base
   .output(ServerSchema);
 
 export const deleteServer = base
-  .route({ method: 'DELETE', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Remove an MCP server', description: 'Removes a server with its access policy and preferences.' })
-  .meta({ tool: 'delete_mcp_server', permission: 'portal:servers:write', audit: true })
+  .route({ method: 'DELETE', path: '/servers/{server_id}', tags: ['Registry'], summary: 'Remove an MCP server', description: 'Removes a server with its access policy and preferences. For the server’s administrators and holders of portal:servers:write.' })
+  .meta({ tool: 'delete_mcp_server', permission: null, audit: true })
   .errors({ NOT_FOUND })
   .input(v.strictObject({ server_id: ServerIdSchema }))
   .output(v.object({ deleted: v.boolean() }));
@@ -158,9 +158,9 @@ export const setServerPolicy = base
     tags: ['Access'],
     summary: 'Set a server’s access policy',
     description:
-      'Replaces the roles allowed per action and the per-tool rules. A deny rule wins over an allow; a tool with allow rules is callable only by those they name.',
+      'Replaces the roles allowed per action and the per-tool rules. A deny rule wins over an allow; a tool with allow rules is callable only by those they name. For the server’s administrators and holders of portal:policies:write.',
   })
-  .meta({ tool: 'set_mcp_server_policy', permission: 'portal:policies:write', audit: true })
+  .meta({ tool: 'set_mcp_server_policy', permission: null, audit: true })
   .errors({ NOT_FOUND })
   .input(
     v.strictObject({

@@ -228,7 +228,7 @@ export const servers = {
 
   setPolicy: os.servers.setPolicy.handler(async ({ input, context }) => {
     const authz = authzOf(context);
-    const { row } = await visibleServer(context.db, authz, input.server_id);
+    const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:policies:write');
     const now = nowIso();
     await context.db.deleteFrom('mcp_server_access').where('server_id', '=', row.id).execute();
     await context.db.deleteFrom('mcp_tool_policies').where('server_id', '=', row.id).execute();

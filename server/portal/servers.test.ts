@@ -150,6 +150,32 @@ describe('servers access control', () => {
   });
 });
 
+describe('per-server administration', () => {
+  it('lets a self-registered server update and remove itself with only portal:servers:register', async () => {
+    const server = await rest('POST', '/v1/identities', { type: 'MCP' }, root.token);
+    await rest('POST', '/v1/permissions/grants', { chitty_id: server.body.chitty_id, permission: 'portal:servers:register' }, root.token);
+    const key = (await rest('POST', '/v1/api-keys', { chitty_id: server.body.chitty_id, name: 'self', scopes: ['portal:servers:register'] }, root.token)).body.api_key;
+    const server_id = id();
+    await register({ server_id }, key);
+    expect((await rest('PATCH', `/v1/servers/${server_id}`, { description: 'updated by itself' }, key)).status).toBe(200);
+    expect((await rest('DELETE', `/v1/servers/${server_id}`, undefined, key)).status).toBe(200);
+    expect(await rowCount(server_id)).toBe(0);
+  });
+
+  it('lets roles with admin access set the policy, and refuses everyone else', async () => {
+    const server_id = id();
+    await register({ server_id });
+    const delegate = await user(['user']);
+    const outsider = await user(['readonly']);
+    const policy = { access: { view: ['admin', 'user', 'readonly'], connect: ['admin', 'user'], call: ['admin', 'user'], admin: ['admin', 'user'] } };
+    expect((await rest('PUT', `/v1/servers/${server_id}/policy`, policy, root.token)).status).toBe(200);
+    expect((await rest('PUT', `/v1/servers/${server_id}/policy`, policy, delegate.token)).status).toBe(200);
+    const refused = await rest('PUT', `/v1/servers/${server_id}/policy`, { access: { ...policy.access, admin: ['readonly'] } }, outsider.token);
+    expect(refused.status).toBe(403);
+    expect((await rest('PATCH', `/v1/servers/${server_id}`, { description: 'x' }, outsider.token)).status).toBe(403);
+  });
+});
+
 describe('servers.import and servers.export (server.json)', () => {
   it('exports a server as server.json and imports it back under another id', async () => {
     const server_id = id();
