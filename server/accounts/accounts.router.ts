@@ -7,6 +7,7 @@ import { mintIdentity } from '../identities/authority';
 import { updateIdentityStatus } from '../identities/identities.store';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
+import { revokeGrantsOf } from '../oauth/grants';
 import { authzOf, os } from '../orpc';
 import { findAnyAdminGrant, insertGrant } from '../permissions/permissions.store';
 import { effectivePatterns, expandRole } from '../permissions/policy';
@@ -143,8 +144,10 @@ export const accounts = {
     const now = nowIso();
     await updateIdentityStatus(context.db, input.chitty_id, 'disabled', now);
     const ended = await updateSessionsRevokedFor(context.db, input.chitty_id, now);
+    // Its OAuth grants go too, so access tokens stop at once (and re-enabling does not revive them).
+    const grantsRevoked = await revokeGrantsOf(context.db, input.chitty_id, 'account_disabled');
     context.audit.target = input.chitty_id;
-    context.audit.detail = { sessions_ended: ended };
+    context.audit.detail = { sessions_ended: ended, oauth_grants_revoked: grantsRevoked };
     return accountOut(context.db, input.chitty_id);
   }),
 

@@ -2,7 +2,6 @@ import { findApiKeyByHash, updateApiKeyLastUsed } from '../api-keys/api-keys.sto
 import { sha256Hex } from '../crypto/hash';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
-import { findIdentity } from '../identities/identities.store';
 import { verifyJwt } from '../jwt/tokens';
 import { grantIsLive } from '../oauth/grants';
 import { nowIso } from '../lib/time';
@@ -81,10 +80,9 @@ export async function authenticate(
     return { ok: true, principal: { chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id } };
   }
   if (typeof claims.gid === 'string' && typeof claims.client_id === 'string') {
-    // OAuth access token (RFC 9068): local signature check, then the grant's revocation state (cached).
+    // OAuth access token (RFC 9068): local signature check, then the grant's state (revoked, expired, user
+    // disabled), cached per isolate: no D1 read on most requests.
     if (!(await grantIsLive(db, claims.gid))) return { ok: false, reason: 'revoked' };
-    const owner = await findIdentity(db, claims.sub);
-    if (!owner || owner.status !== 'active') return { ok: false, reason: 'disabled' };
     return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id } };
   }
   return { ok: false, reason: 'invalid' };

@@ -64,6 +64,13 @@ export const findGrant = (db: DB, id: string) => db.selectFrom('oauth_grants').s
 const REVOCATION_CACHE_MS = 10_000;
 const grantState = new Map<string, { live: boolean; until: number }>();
 
+/** Revokes every live grant of a ChittyID (an account disabled, a device removed). */
+export async function revokeGrantsOf(db: DB, chittyId: string, reason: string): Promise<number> {
+  const grants = await db.selectFrom('oauth_grants').select('id').where('chitty_id', '=', chittyId).where('revoked_at', 'is', null).execute();
+  for (const g of grants) await revokeGrant(db, g.id, reason);
+  return grants.length;
+}
+
 export async function revokeGrant(db: DB, id: string, reason: string): Promise<void> {
   await db.updateTable('oauth_grants').set({ revoked_at: nowIso(), revoked_reason: reason, refresh_hash: null, next_refresh_encrypted: null }).where('id', '=', id).where('revoked_at', 'is', null).execute();
   grantState.set(id, { live: false, until: Number.POSITIVE_INFINITY });
@@ -79,14 +86,21 @@ export async function revokeGrantOnReuse(db: DB, grantId: string, reason: string
 }
 
 /**
- * Whether a grant still stands. Revocations made by this isolate take effect at once; those made
- * elsewhere within REVOCATION_CACHE_MS (the cache lifetime).
+ * Whether a grant still stands: not revoked, not expired, and its user active. Revocations made by this
+ * isolate take effect at once; those made elsewhere within REVOCATION_CACHE_MS (the cache lifetime).
+ * This is the only state an access token's validation reads, and it reads it from D1 at most once per
+ * grant per REVOCATION_CACHE_MS.
  */
 export async function grantIsLive(db: DB, id: string): Promise<boolean> {
   const cached = grantState.get(id);
   if (cached && cached.until > Date.now()) return cached.live;
-  const row = await db.selectFrom('oauth_grants').select(['revoked_at', 'expires_at']).where('id', '=', id).executeTakeFirst();
-  const live = !!row && !row.revoked_at && row.expires_at > nowIso();
+  const row = await db
+    .selectFrom('oauth_grants')
+    .leftJoin('identities', 'identities.chitty_id', 'oauth_grants.chitty_id')
+    .select(['oauth_grants.revoked_at', 'oauth_grants.expires_at', 'identities.status'])
+    .where('oauth_grants.id', '=', id)
+    .executeTakeFirst();
+  const live = !!row && !row.revoked_at && row.expires_at > nowIso() && row.status === 'active';
   if (grantState.size > 10_000) grantState.clear();
   grantState.set(id, { live, until: live ? Date.now() + REVOCATION_CACHE_MS : Number.POSITIVE_INFINITY });
   return live;

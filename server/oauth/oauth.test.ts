@@ -47,3 +47,20 @@ describe('scheduled cleanup of oauth rows', () => {
     expect(await env.DB.prepare('SELECT count(*) AS n FROM oauth_codes').first('n')).toBe(0);
   });
 });
+
+describe('access tokens of a disabled account', () => {
+  it('stop working at once, and stay revoked when the account is enabled again', async () => {
+    const { user } = await import('../../test/workers/helpers');
+    const { rest } = await import('../../test/workers/helpers');
+    const someone = await user(['user']);
+    const client = await registerClient();
+    const flow = await authorizeAsBrowser({ clientId: client.body.client_id, username: someone.username, password: someone.password });
+    const t = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, client_id: client.body.client_id, redirect_uri: REDIRECT, resource: MCP_RESOURCE });
+    expect((await mcp('tools/list', {}, t.body.access_token)).status).toBe(200);
+    const root = await admin();
+    expect((await rest('POST', `/v1/accounts/${someone.chittyId}/disable`, {}, root.token)).status).toBe(200);
+    expect((await mcp('tools/list', {}, t.body.access_token)).status).toBe(401);
+    expect((await rest('POST', `/v1/accounts/${someone.chittyId}/enable`, {}, root.token)).status).toBe(200);
+    expect((await mcp('tools/list', {}, t.body.access_token)).status).toBe(401);
+  });
+});
