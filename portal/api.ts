@@ -5,6 +5,7 @@
  */
 import { createClient, ORPCError, type ChittyAuthClient } from '../clients/index';
 import { h, type Child } from './dom';
+import { matches } from '../server/permissions/policy';
 
 const metaContent = (name: string) => document.querySelector(`meta[name="${name}"]`)?.getAttribute('content') ?? '';
 
@@ -48,21 +49,8 @@ export function errorBox(error: unknown, what?: string): HTMLElement {
   return h('div', { class: 'error', role: 'alert' }, ...parts);
 }
 
-/**
- * Permission matching as the server does it (server/permissions/policy.ts `matches`): `*` matches one
- * segment, a trailing `*` the rest. Used only to decide which controls to offer; the server decides.
- */
-export function matches(pattern: string, permission: string): boolean {
-  const p = pattern.split(':');
-  const q = permission.split(':');
-  for (let i = 0; i < p.length; i++) {
-    const seg = p[i];
-    if (seg === '*' && i === p.length - 1) return q.length >= p.length;
-    if (i >= q.length) return false;
-    if (seg !== '*' && seg !== q[i]) return false;
-  }
-  return p.length === q.length;
-}
+/** The server's own permission matcher (pure, bundled into the page): used only to decide which controls to offer. */
+export { matches };
 
 export interface Me {
   chittyId: string;
