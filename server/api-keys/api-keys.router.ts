@@ -8,7 +8,7 @@ import { durationSeconds, isoIn, nowIso } from '../lib/time';
 import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { scopesCovered } from '../permissions/policy';
-import { findApiKey, findApiKeyByHash, insertApiKey, listApiKeys, updateApiKeyRevoked } from './api-keys.store';
+import { findApiKey, findApiKeyWithGrants, insertApiKey, listApiKeys, updateApiKeyRevoked } from './api-keys.store';
 
 /** 40 base62 characters ≈ 238 bits of entropy. */
 const SECRET_LENGTH = 40;
@@ -65,7 +65,7 @@ export const apiKeys = {
   }),
 
   validate: os.apiKeys.validate.handler(async ({ input, context }) => {
-    const row = input.api_key.startsWith(API_KEY_PREFIX) ? await findApiKeyByHash(context.db, await sha256Hex(input.api_key)) : undefined;
+    const row = input.api_key.startsWith(API_KEY_PREFIX) ? (await findApiKeyWithGrants(context.db, await sha256Hex(input.api_key))).key : undefined;
     if (!row) return { valid: false, reason: 'unknown' as const, key: null };
     const reason = row.revoked_at ? 'revoked' : row.expires_at && row.expires_at <= nowIso() ? 'expired' : row.owner_status !== 'active' ? 'owner_disabled' : null;
     return { valid: reason === null, reason, key: toApiKey(row) };

@@ -1,11 +1,13 @@
-import { findApiKeyByHash, updateApiKeyLastUsed } from '../api-keys/api-keys.store';
+import { findApiKeyWithGrants, updateApiKeyLastUsed } from '../api-keys/api-keys.store';
 import { sha256Hex } from '../crypto/hash';
-import type { DB } from '../db/schema';
+import { readTogether, type DB, type GrantsTable } from '../db/schema';
 import type { Env } from '../env';
 import { verifyJwt } from '../jwt/tokens';
 import { grantIsLive } from '../oauth/grants';
 import { nowIso } from '../lib/time';
-import { findSessionForAuth, updateSessionLastSeen } from '../sessions/sessions.store';
+import { grantsOfSessionQuery } from '../permissions/permissions.store';
+import { sessionForAuthQuery, updateSessionLastSeen, type SessionForAuth } from '../sessions/sessions.store';
+import { withGrants } from './authorizer';
 
 export const API_KEY_PREFIX = 'chitty_';
 /** last_used_at / last_seen_at are written at most this often per credential (no write per request). */
@@ -50,7 +52,8 @@ export async function authenticate(
   if (token === null) return { ok: false, reason: 'malformed' };
 
   if (token.startsWith(API_KEY_PREFIX)) {
-    const key = await findApiKeyByHash(db, await sha256Hex(token));
+    // The key and its owner's grants in one round trip: the permission check needs them next.
+    const { key, grants } = await findApiKeyWithGrants(db, await sha256Hex(token));
     if (!key) return { ok: false, reason: 'invalid' };
     if (key.revoked_at) return { ok: false, reason: 'revoked' };
     if (key.expires_at && key.expires_at <= nowIso()) return { ok: false, reason: 'expired' };
@@ -58,7 +61,7 @@ export async function authenticate(
     if (stale(key.last_used_at)) waitUntil(updateApiKeyLastUsed(db, key.id, nowIso()));
     return {
       ok: true,
-      principal: { chittyId: key.chitty_id, credential: 'api_key', credentialId: key.id, scopes: JSON.parse(key.scopes), sessionId: null },
+      principal: withGrants({ chittyId: key.chitty_id, credential: 'api_key', credentialId: key.id, scopes: JSON.parse(key.scopes), sessionId: null }, grants),
     };
   }
 
@@ -71,13 +74,14 @@ export async function authenticate(
   if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string') return { ok: false, reason: 'invalid' };
 
   if (typeof claims.sid === 'string') {
-    const session = await findSessionForAuth(db, claims.sid);
+    const [sessions, grants] = await readTogether(db, [sessionForAuthQuery(db, claims.sid).compile(), grantsOfSessionQuery(db, claims.sid).compile()]);
+    const session = sessions![0] as SessionForAuth | undefined;
     if (!session || session.chitty_id !== claims.sub) return { ok: false, reason: 'invalid' };
     if (session.revoked_at) return { ok: false, reason: 'revoked' };
     if (session.expires_at <= nowIso()) return { ok: false, reason: 'expired' };
     if (session.owner_status !== 'active') return { ok: false, reason: 'disabled' };
     if (stale(session.last_seen_at)) waitUntil(updateSessionLastSeen(db, session.id, nowIso()));
-    return { ok: true, principal: { chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id } };
+    return { ok: true, principal: withGrants({ chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id }, grants as GrantsTable[]) };
   }
   if (typeof claims.gid === 'string' && typeof claims.client_id === 'string') {
     // OAuth access token (RFC 9068): local signature check, then the grant's state (revoked, expired, user

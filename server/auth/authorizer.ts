@@ -1,6 +1,6 @@
 import { ORPCError } from '@orpc/server';
 import type { DB, GrantsTable } from '../db/schema';
-import { listGrants } from '../permissions/permissions.store';
+import { listGrants, listGrantsCached } from '../permissions/permissions.store';
 import { effectivePatterns, grantPatterns, grantsAllowing, patternsCovered, scopesAllow } from '../permissions/policy';
 import type { Principal } from './authenticate';
 
@@ -10,6 +10,25 @@ export const forbidden = (permission: string) =>
     message: `Permission denied: this requires ${permission}`,
     data: { permission },
   });
+
+/**
+ * A principal's grants. An OAuth access token is checked without D1 (its grant's state is cached, see
+ * grantIsLive), and so are its owner's grants; sessions and API keys are read from D1 on every request,
+ * and so are theirs, in the same round trip as the credential (authenticate, withGrants).
+ */
+export function principalGrants(db: DB, principal: Principal): Promise<GrantsTable[]> {
+  const read = prefetched.get(principal);
+  if (read) return Promise.resolve(read);
+  return principal.credential === 'access_token' ? listGrantsCached(db, principal.chittyId) : listGrants(db, principal.chittyId);
+}
+
+/** Grants authenticate() read together with the credential (one D1 round trip), for this request's principal. */
+const prefetched = new WeakMap<Principal, GrantsTable[]>();
+
+export function withGrants(principal: Principal, grants: GrantsTable[]): Principal {
+  prefetched.set(principal, grants);
+  return principal;
+}
 
 /**
  * The effective permissions of one authenticated call: the principal's grants intersected with the
@@ -26,7 +45,7 @@ export class Authorizer {
   ) {}
 
   grants(): Promise<GrantsTable[]> {
-    this.#grants ??= listGrants(this.db, this.principal.chittyId);
+    this.#grants ??= principalGrants(this.db, this.principal);
     return this.#grants;
   }
 

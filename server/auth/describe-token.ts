@@ -1,4 +1,4 @@
-import { findApiKeyByHash } from '../api-keys/api-keys.store';
+import { findApiKeyWithGrants } from '../api-keys/api-keys.store';
 import { sha256Hex } from '../crypto/hash';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
@@ -28,7 +28,7 @@ const epoch = (iso: string | null) => (iso ? Math.floor(Date.parse(iso) / 1000) 
  */
 export async function describeToken(env: Env, db: DB, token: string, audience?: string): Promise<TokenInfo> {
   if (token.startsWith(API_KEY_PREFIX)) {
-    const key = await findApiKeyByHash(db, await sha256Hex(token));
+    const { key } = await findApiKeyWithGrants(db, await sha256Hex(token));
     if (!key) return inactive('unknown', 'api_key');
     const reason = key.revoked_at ? 'revoked' : key.expires_at && key.expires_at <= nowIso() ? 'expired' : key.owner_status !== 'active' ? 'owner_disabled' : null;
     return { active: reason === null, token_type: 'api_key', sub: key.chitty_id, client_id: null, scope: (JSON.parse(key.scopes) as string[]).join(' '), aud: null, exp: epoch(key.expires_at), reason };

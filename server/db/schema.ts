@@ -1,5 +1,6 @@
-import { Kysely } from 'kysely';
+import { Kysely, type CompiledQuery } from 'kysely';
 import { D1Dialect } from 'kysely-d1';
+import { invalidateOnWrite } from './cache';
 
 /** Row types of migrations/*.sql. docs/storage.md explains each table. */
 export interface IdentitiesTable {
@@ -97,15 +98,28 @@ export interface Database extends OAuthDatabase, PortalDatabase, GatewayDatabase
 export type DB = Kysely<Database>;
 
 const instances = new WeakMap<D1Database, DB>();
+const bindings = new WeakMap<DB, D1Database>();
 
-/** One Kysely instance per D1 binding (per isolate). */
+/** One Kysely instance per D1 binding (per isolate). Writes through it keep the isolate caches (db/cache.ts) fresh. */
 export function getDb(d1: D1Database): DB {
   let db = instances.get(d1);
   if (!db) {
-    db = new Kysely<Database>({ dialect: new D1Dialect({ database: d1 }) });
+    db = new Kysely<Database>({ dialect: new D1Dialect({ database: d1 }), plugins: [invalidateOnWrite] });
     instances.set(d1, db);
+    bindings.set(db, d1);
   }
   return db;
+}
+
+/** The D1 binding behind a Kysely instance from getDb, for what Kysely cannot say (D1 batches). */
+export const d1Of = (db: DB): D1Database | undefined => bindings.get(db);
+
+/** Runs read queries in one D1 round trip (a batch: one snapshot) and returns each one's rows, in order. */
+export async function readTogether(db: DB, queries: CompiledQuery[]): Promise<unknown[][]> {
+  const d1 = d1Of(db);
+  if (!d1) return Promise.all(queries.map(async (q) => (await db.executeQuery(q)).rows as unknown[]));
+  const results = await d1.batch(queries.map((q) => d1.prepare(q.sql).bind(...q.parameters)));
+  return results.map((r) => r.results ?? []);
 }
 
 /** SQLite constraint failures surface as errors whose message names the constraint. */

@@ -1,3 +1,4 @@
+import { IsolateCache } from '../db/cache';
 import type { DB } from '../db/schema';
 import type { AccessMap, Action, ToolRule } from './access';
 import { ACTIONS, DEFAULT_ACCESS } from './access';
@@ -34,3 +35,32 @@ export async function findEnabled(db: DB, chittyId: string, serverId: string): P
   const row = await db.selectFrom('mcp_server_preferences').select('enabled').where('chitty_id', '=', chittyId).where('server_id', '=', serverId).executeTakeFirst();
   return row ? row.enabled === 1 : true;
 }
+
+/** What the gateway checks a call against: the server, its access map and its tool rules. */
+export interface ServerPolicy {
+  row: ServerRow;
+  access: AccessMap;
+  rules: ToolRule[];
+}
+
+const policies = new IsolateCache<ServerPolicy | null>(['mcp_servers', 'mcp_server_access', 'mcp_tool_policies']);
+const preferences = new IsolateCache<boolean>(['mcp_server_preferences']);
+
+/**
+ * The gateway's per-call reads, through the isolate cache (db/cache.ts): changes made by this isolate show
+ * at once, others within CACHE_TTL_MS. An unknown server is not cached (a new one is found at once).
+ */
+export const serverPolicy = (db: DB, serverId: string): Promise<ServerPolicy | null> =>
+  policies.get(
+    serverId,
+    async () => {
+      const row = await findServer(db, serverId);
+      if (!row) return null;
+      const [access, rules] = await Promise.all([findAccess(db, serverId), listToolRules(db, serverId)]);
+      return { row, access, rules };
+    },
+    (policy) => policy !== null,
+  );
+
+export const findEnabledCached = (db: DB, chittyId: string, serverId: string): Promise<boolean> =>
+  preferences.get(`${chittyId} ${serverId}`, () => findEnabled(db, chittyId, serverId));

@@ -5,13 +5,16 @@ export const insertSession = (db: DB, row: SessionsTable) => db.insertInto('sess
 export const findSession = (db: DB, id: string) => db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
 
 /** The session with its owner's status: one indexed read on the authentication path. */
-export const findSessionForAuth = (db: DB, id: string) =>
+export const sessionForAuthQuery = (db: DB, id: string) =>
   db
     .selectFrom('sessions')
     .innerJoin('identities', 'identities.chitty_id', 'sessions.chitty_id')
     .select(['sessions.id', 'sessions.chitty_id', 'sessions.expires_at', 'sessions.revoked_at', 'sessions.last_seen_at', 'identities.status as owner_status'])
-    .where('sessions.id', '=', id)
-    .executeTakeFirst();
+    .where('sessions.id', '=', id);
+
+export const findSessionForAuth = (db: DB, id: string) => sessionForAuthQuery(db, id).executeTakeFirst();
+
+export type SessionForAuth = NonNullable<Awaited<ReturnType<typeof findSessionForAuth>>>;
 
 export function listSessions(db: DB, chittyId: string, includeEnded: boolean, now: string) {
   let q = db.selectFrom('sessions').selectAll().where('chitty_id', '=', chittyId);
