@@ -212,3 +212,20 @@ describe('audit.verify', () => {
     expect(await verify()).toEqual({ valid: true, checked: head + 20, problems: [] });
   });
 });
+
+describe('deferred audit events (written after the response)', () => {
+  it('are appended in order with the events awaited beside them, and the chain stays valid', async () => {
+    const { insertAuditEvent } = await import('./audit.store');
+    const { getDb } = await import('../db/schema');
+    const db = getDb(env.DB);
+    const head = await auditHead();
+    const event = (i: number) => ({ actor: 'CHITTY-TEST', action: 'test.deferred', target: `t${i}`, door: 'system' as const, outcome: 'success' as const });
+    const deferred = [0, 1, 2, 3, 4].map((i) => insertAuditEvent(db, event(i), { deferred: true }));
+    await insertAuditEvent(db, event(5));
+    await Promise.all(deferred);
+    const appended = await auditSince(head);
+    expect(appended.map((e) => e.target)).toEqual(['t0', 't1', 't2', 't3', 't4', 't5']);
+    expect(appended.map((e) => e.seq)).toEqual(Array.from({ length: 6 }, (_, i) => head + 1 + i));
+    expect(await verify()).toEqual({ valid: true, checked: head + 6, problems: [] });
+  });
+});

@@ -1,15 +1,15 @@
 import { insertAuditEvent } from '../audit/audit.store';
 import { authenticate } from '../auth/authenticate';
+import { principalGrants } from '../auth/authorizer';
 import { decrypt, encrypt } from '../crypto/encryption';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch, OutboundRefused } from '../lib/outbound';
 import { challengeResponse, originAllowed } from '../oauth/challenge';
 import { gatewayResource } from '../oauth/params';
-import { listGrants } from '../permissions/permissions.store';
 import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
-import { findAccess, findEnabled, findServer, listToolRules, type ServerRow } from '../portal/servers.store';
+import { findEnabledCached, serverPolicy, type ServerRow } from '../portal/servers.store';
 import { filterToolsInSse, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
 
@@ -93,12 +93,14 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}`, metadata }, `Invalid token: ${auth.reason}`);
   }
   const principal = auth.principal;
-  const row = await findServer(db, serverId);
-  const caller = callerFrom(principal.chittyId, await listGrants(db, principal.chittyId), principal.scopes);
-  const access = row ? await findAccess(db, serverId) : null;
-  if (!row || !access || !actionAllowed(access, row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
+  // The server, its policy and the caller's grants come from the isolate caches (db/cache.ts): no D1 read
+  // on most calls with an OAuth access token.
+  const policy = await serverPolicy(db, serverId);
+  const caller = callerFrom(principal.chittyId, await principalGrants(db, principal), principal.scopes);
+  if (!policy || !actionAllowed(policy.access, policy.row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
+  const { row, access, rules } = policy;
   if (!actionAllowed(access, row, caller, 'connect')) return jsonError(403, 'forbidden', `You may not connect to ${serverId}`);
-  if (!(await findEnabled(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
+  if (!(await findEnabledCached(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
 
   let upstreamSession: string | null = null;
   const sealed = request.headers.get('mcp-session-id');
@@ -123,11 +125,10 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     }
   }
 
-  const rules = await listToolRules(db, serverId);
   const toolFilter: ToolFilter = (name) => toolAllowed(rules, serverId, name, caller).allowed && actionAllowed(access, row, caller, 'call');
   // Every call is audited; routine ones after the response, denials before it.
   const auditEvent = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown>) =>
-    insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome, detail: { method: message?.method ?? request.method, ...detail, duration_ms: Date.now() - started } });
+    insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome, detail: { method: message?.method ?? request.method, ...detail, duration_ms: Date.now() - started } }, { deferred: outcome !== 'denied' });
   const audit = (outcome: 'success' | 'failure', detail: Record<string, unknown>) => waitUntil(auditEvent(outcome, detail));
 
   if (message?.method === 'tools/call') {
