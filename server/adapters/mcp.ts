@@ -2,6 +2,8 @@ import { call, ORPCError, type AnyProcedure } from '@orpc/server';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
 import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { contract } from '../../contract';
 import { buildToolManifest } from '../../contract/mcp-tools';
 import { authenticate } from '../auth/authenticate';
@@ -11,6 +13,9 @@ import { Authorizer } from '../auth/authorizer';
 import type { RequestContext } from '../context';
 import { router } from '../router';
 import { shapeError } from './errors';
+import { installMcpFastFail } from './mcp-fast-fail';
+
+installMcpFastFail();
 
 /**
  * `/mcp`: MCP Streamable HTTP, stateless. A generic adapter over the contract: `tools/list` is the tool
@@ -38,12 +43,21 @@ function toolError(error: unknown): CallToolResult {
   };
 }
 
+/**
+ * The SDK's Server builds a new Ajv instance (meta-schemas and all) in its constructor unless given a
+ * validator; a Server is made per request, so they share this one, built on first use (the server only
+ * validates with it for elicitation, which these tools do not use).
+ */
+let ajv: AjvJsonSchemaValidator | undefined;
+const sharedValidator: jsonSchemaValidator = { getValidator: (schema) => (ajv ??= new AjvJsonSchemaValidator()).getValidator(schema) };
+
 function mcpServer(context: RequestContext, authz: Authorizer): Server {
   const server = new Server(
     { name: 'chittyauth', title: 'ChittyAuth', version: VERSION },
     {
       capabilities: { tools: { listChanged: false } },
       instructions: 'ChittyAuth: identities (ChittyIDs), API keys, JWTs, permissions, sessions and audit. Every tool is also a REST endpoint; see /docs.',
+      jsonSchemaValidator: sharedValidator,
     },
   );
 
@@ -91,13 +105,21 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
     return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}` }, `Invalid token: ${auth.reason}`);
   }
   const authz = new Authorizer(context.db, auth.principal, null);
-  const body = await request.clone().json().catch(() => null);
-  const stepUp = await insufficientScope(body, authz);
+  // The body is read once (index.ts has capped its size): parsed here for the scope check and handed to the
+  // transport as is; a body that is not JSON goes to the transport unread, which answers with its parse error.
+  const text = await request.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const stepUp = await insufficientScope(body ?? null, authz);
   if (stepUp) return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
 
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   await mcpServer({ ...context, preauthenticated: auth.principal }, authz).connect(transport);
-  return transport.handleRequest(request);
+  return body === undefined ? transport.handleRequest(new Request(request, { body: text })) : transport.handleRequest(request, { parsedBody: body });
 }
 
 /**
