@@ -76,13 +76,28 @@ function requestContext(request: Request, env: Env, ctx: ExecutionContext, door:
   };
 }
 
+/**
+ * Sets response headers in place; a response whose headers are immutable (one from fetch(), an asset) is
+ * copied first. Every response is fresh per request, so nothing shared is touched.
+ */
+function withHeaders(response: Response, edit: (headers: Headers) => void): Response {
+  try {
+    edit(response.headers);
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    edit(copy.headers);
+    return copy;
+  }
+}
+
 /** API responses may carry secrets (API keys, tokens): never cached, never sniffed. */
 function secure(response: Response): Response {
-  const r = new Response(response.body, response);
-  if (!r.headers.has('cache-control')) r.headers.set('cache-control', 'no-store');
-  r.headers.set('x-content-type-options', 'nosniff');
-  r.headers.set('referrer-policy', 'no-referrer');
-  return r;
+  return withHeaders(response, (h) => {
+    if (!h.has('cache-control')) h.set('cache-control', 'no-store');
+    h.set('x-content-type-options', 'nosniff');
+    h.set('referrer-policy', 'no-referrer');
+  });
 }
 
 async function route(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
@@ -194,11 +209,12 @@ async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext
 
 /** MCP responses readable by browser clients; the request's Origin was already checked by the endpoint. */
 function withCors(response: Response, request: Request): Response {
-  const r = new Response(response.body, response);
-  r.headers.set('access-control-allow-origin', request.headers.get('origin') ?? '*');
-  r.headers.set('access-control-expose-headers', 'WWW-Authenticate, Mcp-Session-Id');
-  r.headers.set('vary', 'Origin');
-  return r;
+  const origin = request.headers.get('origin') ?? '*';
+  return withHeaders(response, (h) => {
+    h.set('access-control-allow-origin', origin);
+    h.set('access-control-expose-headers', 'WWW-Authenticate, Mcp-Session-Id');
+    h.set('vary', 'Origin');
+  });
 }
 
 /** Browser MCP clients (e.g. MCP Inspector) preflight; origins are checked on the request itself. */

@@ -35,8 +35,23 @@ export type VerifyResult =
   | { ok: true; header: Record<string, unknown>; claims: JWTPayload }
   | { ok: false; reason: VerifyFailure };
 
+/**
+ * Tokens that passed verification, per isolate, with the key that verified them: the same token checked
+ * again (every request of a client carries the same one) costs no signature check. A hit is used only while
+ * jose would still accept it: before `exp`, and while its kid still resolves to that same key (a retired key
+ * past its verify_until, or a rotated key set, sends it through jose again). Failures are never cached.
+ */
+const VERIFIED_MAX = 10_000;
+/** token → (issuer, audience, typ) → what jose returned, and the key it used. */
+const verified = new Map<string, Map<string, { key: CryptoKey; header: Record<string, unknown>; claims: JWTPayload }>>();
+
 /** Verifies a JWT we signed. A tagged result: callers decide what the public answer is. */
 export async function verifyJwt(env: Env, db: DB, token: string, o: { audience?: string; typ?: string } = {}): Promise<VerifyResult> {
+  const checks = `${env.ISSUER}\n${o.audience ?? ''}\n${o.typ ?? ''}`;
+  const hit = verified.get(token)?.get(checks);
+  if (hit && (hit.claims.exp === undefined || hit.claims.exp > Math.floor(Date.now() / 1000))) {
+    if ((await verifierFor(env, db, hit.header.kid as string)) === hit.key) return { ok: true, header: hit.header, claims: hit.claims };
+  }
   let header: Record<string, unknown>;
   try {
     header = decodeProtectedHeader(token) as Record<string, unknown>;
@@ -53,6 +68,12 @@ export async function verifyJwt(env: Env, db: DB, token: string, o: { audience?:
       ...(o.audience ? { audience: o.audience } : {}),
       ...(o.typ ? { typ: o.typ } : {}),
     });
+    let forToken = verified.get(token);
+    if (!forToken) {
+      if (verified.size >= VERIFIED_MAX) verified.clear();
+      verified.set(token, (forToken = new Map()));
+    }
+    forToken.set(checks, { key, header, claims: payload });
     return { ok: true, header, claims: payload };
   } catch (error) {
     return { ok: false, reason: classify(error) };

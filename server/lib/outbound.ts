@@ -66,6 +66,11 @@ export function guardedFetch(env: Env, o: { timeoutMs: number; maxBytes: number 
     const res = await fetch(request, { redirect: 'manual', signal: init?.signal ?? AbortSignal.timeout(o.timeoutMs) });
     if (res.status >= 300 && res.status < 400) throw refuse(`${request.url} redirects (${res.status}) to ${res.headers.get('location') ?? 'elsewhere'}; redirects are not followed`);
     if (!res.body) return res;
+    // A body framed by Content-Length (and not compressed, which workerd would inflate) cannot outgrow it:
+    // no need to count its bytes through a stream.
+    const length = res.headers.get('content-length');
+    const encoding = res.headers.get('content-encoding');
+    if (length !== null && /^\d+$/.test(length) && Number(length) <= o.maxBytes && (!encoding || encoding === 'identity')) return res;
     let size = 0;
     const limited = res.body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({

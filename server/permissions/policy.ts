@@ -54,7 +54,22 @@ export const NAMED_SCOPES: Record<string, readonly string[]> = {
   cross_sync: ['sync:*'],
 };
 
+/** matches() is pure and called for every pattern of every grant and scope on every check: its answers are kept. */
+const MATCH_MEMO_MAX = 50_000;
+const matchMemo = new Map<string, boolean>();
+
 export function matches(pattern: string, permission: string): boolean {
+  const key = `${pattern}\n${permission}`;
+  let answer = matchMemo.get(key);
+  if (answer === undefined) {
+    answer = matchesUncached(pattern, permission);
+    if (matchMemo.size >= MATCH_MEMO_MAX) matchMemo.clear();
+    matchMemo.set(key, answer);
+  }
+  return answer;
+}
+
+function matchesUncached(pattern: string, permission: string): boolean {
   const p = pattern.split(':');
   const q = permission.split(':');
   for (let i = 0; i < p.length; i++) {
