@@ -30,6 +30,12 @@ export interface StartOptions {
   output?: 'inherit' | 'buffer';
   /** How long to wait for GET /health to answer 200 (default 60 s). */
   timeoutMs?: number;
+  /** Another wrangler configuration file (default: the repository's wrangler.toml). */
+  config?: string;
+  /** wrangler's log level (WRANGLER_LOG), e.g. 'warn' to stop the per-request log lines. */
+  logLevel?: 'debug' | 'info' | 'log' | 'warn' | 'error' | 'none';
+  /** A script run instead of wrangler's CLI with the same `dev` arguments (bench/serve.mjs). */
+  launcher?: string;
 }
 
 export interface LocalServer {

@@ -134,15 +134,22 @@ const idle = (ms) => new Promise((r) => setTimeout(r, ms).unref());
  *   Secrets come from .dev.vars unless given here (tests pass ENCRYPTION_KEY and SETUP_TOKEN).
  * - `output`: 'inherit' forwards wrangler's output to this process (npm run dev); 'buffer' (default) keeps
  *   it for `logs()` and for the error message if startup fails.
+ * - `config`: another wrangler configuration file (default: the repository's wrangler.toml); the benchmark
+ *   serves its ceiling and peer Workers this way.
+ * - `logLevel`: wrangler's log level (WRANGLER_LOG); 'warn' stops the per-request log lines, each of which
+ *   costs workerd a call back to wrangler's Node process (the benchmark uses it).
+ * - `launcher`: a script to run instead of wrangler's CLI, with the same `dev` arguments (the benchmark's
+ *   bench/serve.mjs: wrangler's dev server without the devtools inspector).
  *
  * Returns `{ url, port, pid, child, exited, logs(), stop() }`; `stop()` ends the whole process group
  * (wrangler and workerd) and resolves once wrangler has exited.
  */
-export async function startWrangler({ port, persistTo, vars = {}, output = 'buffer', timeoutMs = 60_000 } = {}) {
+export async function startWrangler({ port, persistTo, vars = {}, output = 'buffer', timeoutMs = 60_000, config, logLevel, launcher } = {}) {
   port ??= await freePort();
   await assertPortFree(port);
   const url = `http://127.0.0.1:${port}`;
-  const args = [wranglerBin, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort())];
+  const args = [launcher ?? wranglerBin, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort())];
+  if (config) args.push('--config', config);
   if (persistTo) args.push('--persist-to', persistTo);
   for (const [key, value] of Object.entries({ ISSUER: url, ...vars })) {
     if (value !== undefined) args.push('--var', `${key}:${value}`);
@@ -150,7 +157,7 @@ export async function startWrangler({ port, persistTo, vars = {}, output = 'buff
 
   const child = spawn(process.execPath, args, {
     cwd: root,
-    env: wranglerEnv(),
+    env: wranglerEnv(logLevel ? { WRANGLER_LOG: logLevel } : {}),
     // Own process group: stop() kills wrangler and workerd together, and a terminal's Ctrl-C reaches only
     // our process, which then stops wrangler cleanly. stdin is closed: wrangler's hotkeys stay off.
     detached: true,
