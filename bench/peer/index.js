@@ -4,25 +4,8 @@
 // (stateless Streamable HTTP, JSON responses); GET /mcp/me answers an authenticated request with no MCP at all.
 // /authorize approves at once for a fixed user (the benchmark drives no login page here).
 import { OAuthProvider } from '@cloudflare/workers-oauth-provider';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-
-const ECHO = {
-  name: 'echo',
-  description: 'Returns its input',
-  inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
-};
-
-function mcpServer() {
-  const server = new Server({ name: 'bench-peer', version: '1.0.0' }, { capabilities: { tools: {} } });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [ECHO] }));
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
-    if (request.params.name !== 'echo') throw new Error(`unknown tool ${request.params.name}`);
-    return { content: [{ type: 'text', text: String(request.params.arguments?.text ?? '') }] };
-  });
-  return server;
-}
+import { echoServer } from '../echo.mjs';
 
 const apiHandler = {
   async fetch(request, _env, ctx) {
@@ -30,7 +13,7 @@ const apiHandler = {
     if (pathname === '/mcp/me') return Response.json({ user: ctx.props.userId, scope: ctx.auth?.scope ?? null });
     if (request.method !== 'POST') return new Response(null, { status: 405, headers: { allow: 'POST' } });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    await mcpServer().connect(transport);
+    await echoServer('bench-peer').connect(transport);
     return transport.handleRequest(request);
   },
 };

@@ -4,25 +4,8 @@
 //
 //   node bench/upstream/server.mjs [port]     # prints "listening <url>" once it accepts requests
 import { createServer } from 'node:http';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-
-const ECHO = {
-  name: 'echo',
-  description: 'Returns its input',
-  inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
-};
-
-function mcpServer() {
-  const server = new Server({ name: 'bench-upstream', version: '1.0.0' }, { capabilities: { tools: {} } });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: [ECHO] }));
-  server.setRequestHandler(CallToolRequestSchema, async (request) => {
-    if (request.params.name !== 'echo') throw new Error(`unknown tool ${request.params.name}`);
-    return { content: [{ type: 'text', text: String(request.params.arguments?.text ?? '') }] };
-  });
-  return server;
-}
+import { echoServer } from '../echo.mjs';
 
 const http = createServer(async (req, res) => {
   if (req.url === '/health') {
@@ -37,7 +20,7 @@ const http = createServer(async (req, res) => {
     // Stateless: a server and a transport per request, as the SDK's stateless examples do.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => transport.close());
-    await mcpServer().connect(transport);
+    await echoServer('bench-upstream').connect(transport);
     await transport.handleRequest(req, res);
   } catch (error) {
     if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(error) }));
