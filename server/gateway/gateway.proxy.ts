@@ -10,6 +10,7 @@ import { listGrants } from '../permissions/permissions.store';
 import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
 import { findAccess, findEnabled, findServer, listToolRules, type ServerRow } from '../portal/servers.store';
+import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
 import { filterToolsInSse, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
 
@@ -54,6 +55,22 @@ async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstr
   }
   return headers;
 }
+
+/**
+ * RFC 6585 §4: 429 Too Many Requests, with Retry-After in delay-seconds (RFC 9110 §10.2.3). An MCP request
+ * gets the reason as a JSON-RPC error too, so clients that only read the body learn which limit and when.
+ */
+function rateLimited(d: Extract<Decision, { ok: false }>, serverId: string, message: RpcMessage | null): Response {
+  const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+  const which = d.limit === 'per_user' ? `your limit of ${d.requests} requests per ${d.windowSeconds} s to ${serverId}` : `the limit of ${d.requests} requests per ${d.windowSeconds} s for all users of ${serverId}`;
+  const text = `Rate limit exceeded: ${which}; retry after ${retryAfter} s`;
+  const data = { limit: d.limit, requests: d.requests, window_seconds: d.windowSeconds, retry_after: retryAfter };
+  const body = message && 'id' in message ? { jsonrpc: '2.0', id: message.id ?? null, error: { code: RATE_LIMITED, message: text, data } } : { error: 'rate_limited', message: text, ...data };
+  return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': String(retryAfter) } });
+}
+
+/** JSON-RPC error code of a refused rate-limited call (the implementation-defined server error range). */
+export const RATE_LIMITED = -32029;
 
 interface RpcMessage {
   id?: unknown;
@@ -121,6 +138,12 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     } catch {
       return rpcError(null, -32700, 'Parse error: the body is not JSON');
     }
+  }
+
+  const limited = gatewayLimiter.take(serverId, principal.chittyId, rateLimitsOf(row));
+  if (!limited.ok) {
+    waitUntil(insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome: 'denied', detail: { method: message?.method ?? request.method, reason: 'rate_limited', limit: limited.limit } }));
+    return rateLimited(limited, serverId, message);
   }
 
   const rules = await listToolRules(db, serverId);
