@@ -170,12 +170,22 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     if (!upstreamToken) return needsConnection();
   }
 
-  let upstream: Response;
-  try {
+  const callUpstream = async (token: string | null) => {
     const fetchUpstream = guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES });
     const headers = await upstreamHeaders(env, row, request, upstreamSession);
-    if (upstreamToken) headers.set('authorization', `Bearer ${upstreamToken}`);
-    upstream = await fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
+    if (token) headers.set('authorization', `Bearer ${token}`);
+    return fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
+  };
+  let upstream: Response;
+  try {
+    upstream = await callUpstream(upstreamToken);
+    if (upstream.status === 401 && upstreamToken) {
+      // RFC 6750 §3.1 invalid_token: the upstream ended the access token before its expiry (or clocks differ).
+      // It did not act on the request, so refresh once and send the same request again.
+      await upstream.body?.cancel();
+      const renewed = await upstreamAccessToken(env, db, serverId, principal.chittyId, upstreamToken);
+      if (renewed) upstream = await callUpstream((upstreamToken = renewed));
+    }
   } catch (error) {
     audit('failure', { tool: message?.params?.name, error: error instanceof Error ? error.message.slice(0, 200) : 'error' });
     return jsonError(502, 'upstream_unreachable', error instanceof OutboundRefused ? `Upstream refused: ${error.message}` : `${serverId} could not be reached`);

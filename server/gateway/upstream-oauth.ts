@@ -187,14 +187,20 @@ export const findConnection = (db: DB, chittyId: string, serverId: string) =>
 export const markNeedsReconnect = (db: DB, chittyId: string, serverId: string) =>
   db.updateTable('gateway_connections').set({ status: 'needs_reconnect', refreshing_until: null, updated_at: nowIso() }).where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
 
-/** A current upstream access token for the user, refreshed when about to expire; null means: (re)connect. */
-export async function upstreamAccessToken(env: Env, db: DB, serverId: string, chittyId: string): Promise<string | null> {
+/**
+ * A current upstream access token for the user, refreshed when about to expire; null means: (re)connect.
+ * `rejected`: a token the upstream just refused (401) although it had not expired by our clock; it is
+ * refreshed unless another request already replaced it.
+ */
+export async function upstreamAccessToken(env: Env, db: DB, serverId: string, chittyId: string, rejected?: string): Promise<string | null> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const c = await findConnection(db, chittyId, serverId);
     if (!c || c.status !== 'connected' || !c.access_token_encrypted) return null;
-    const fresh = !c.expires_at || Date.parse(c.expires_at) - Date.now() > REFRESH_MARGIN_MS;
-    if (fresh) return decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access'));
-    if (!c.refresh_token_encrypted) return Date.parse(c.expires_at!) > Date.now() ? decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access')) : null;
+    const current = await decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access'));
+    const refused = rejected !== undefined && current === rejected;
+    const fresh = !refused && (!c.expires_at || Date.parse(c.expires_at) - Date.now() > REFRESH_MARGIN_MS);
+    if (fresh) return current;
+    if (!c.refresh_token_encrypted) return !refused && Date.parse(c.expires_at!) > Date.now() ? current : null;
     // One refresh at a time: whoever sets the lock refreshes, the others wait for its result.
     const lock = await db
       .updateTable('gateway_connections')
