@@ -89,10 +89,13 @@ export interface GatewayRoute {
 /** The path route of a server: ISSUER/gw/{server}/mcp. */
 export const pathRoute = (env: Env, serverId: string): GatewayRoute => ({ serverId, resource: gatewayResource(env, serverId), metadata: gatewayMetadataUrl(env, serverId) });
 
-/** The hostname route: the first registered server whose MCP URL is on the upstream domain. */
+/**
+ * The hostname route: the first registered server whose MCP URL is on the upstream domain; a domain with
+ * a port (`host:port`) names exactly the server on that port.
+ */
 export async function hostRoute(db: DB, origin: string, domain: string): Promise<GatewayRoute | null> {
   const rows = await db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute();
-  const row = rows.find((r) => new URL(r.mcp_url).hostname === domain);
+  const row = rows.find((r) => (domain.includes(':') ? new URL(r.mcp_url).host : new URL(r.mcp_url).hostname) === domain);
   return row ? { serverId: row.id, resource: `${origin}/mcp`, metadata: `${origin}/.well-known/oauth-protected-resource/mcp` } : null;
 }
 
