@@ -6,10 +6,10 @@ import type { Env } from '../env';
 import { guardedFetch, OutboundRefused } from '../lib/outbound';
 import { challengeResponse, originAllowed } from '../oauth/challenge';
 import { gatewayResource } from '../oauth/params';
-import { listGrants } from '../permissions/permissions.store';
 import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
-import { findAccess, findEnabled, findServer, listToolRules, type ServerRow } from '../portal/servers.store';
+import type { ServerRow } from '../portal/servers.store';
+import { liveGrants, serverEnabled, serverPolicy, serversOnDomain } from './policy-cache';
 import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
 import { filterToolsInSse, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
@@ -94,7 +94,7 @@ export const pathRoute = (env: Env, serverId: string): GatewayRoute => ({ server
  * a port (`host:port`) names exactly the server on that port.
  */
 export async function hostRoute(db: DB, origin: string, domain: string): Promise<GatewayRoute | null> {
-  const rows = await db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute();
+  const rows = await serversOnDomain(domain, () => db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute());
   const row = rows.find((r) => (domain.includes(':') ? new URL(r.mcp_url).host : new URL(r.mcp_url).hostname) === domain);
   return row ? { serverId: row.id, resource: `${origin}/mcp`, metadata: `${origin}/.well-known/oauth-protected-resource/mcp` } : null;
 }
@@ -113,12 +113,13 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}`, metadata }, `Invalid token: ${auth.reason}`);
   }
   const principal = auth.principal;
-  const row = await findServer(db, serverId);
-  const caller = callerFrom(principal.chittyId, await listGrants(db, principal.chittyId), principal.scopes);
-  const access = row ? await findAccess(db, serverId) : null;
-  if (!row || !access || !actionAllowed(access, row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
+  // The policy, the caller's grants and switch come from the isolate's short-lived cache (policy-cache.ts).
+  const [policy, grants, enabled] = await Promise.all([serverPolicy(db, serverId), liveGrants(db, principal.chittyId), serverEnabled(db, principal.chittyId, serverId)]);
+  const caller = callerFrom(principal.chittyId, grants, principal.scopes);
+  if (!policy || !actionAllowed(policy.access, policy.row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
+  const { row, access, rules } = policy;
   if (!actionAllowed(access, row, caller, 'connect')) return jsonError(403, 'forbidden', `You may not connect to ${serverId}`);
-  if (!(await findEnabled(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
+  if (!enabled) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
 
   let upstreamSession: string | null = null;
   const sealed = request.headers.get('mcp-session-id');
@@ -149,7 +150,6 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     return rateLimited(limited, serverId, message);
   }
 
-  const rules = await listToolRules(db, serverId);
   const toolFilter: ToolFilter = (name) => toolAllowed(rules, serverId, name, caller).allowed && actionAllowed(access, row, caller, 'call');
   // Every call is audited; routine ones after the response, denials before it.
   const auditEvent = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown>) =>

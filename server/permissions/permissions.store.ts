@@ -1,5 +1,6 @@
 import type { DB, GrantsTable } from '../db/schema';
 import { nowIso } from '../lib/time';
+import { forgetGrants } from '../gateway/policy-cache';
 
 /** The unexpired grants of a ChittyID. */
 export const listGrants = (db: DB, chittyId: string) =>
@@ -13,9 +14,15 @@ export const listGrants = (db: DB, chittyId: string) =>
 
 export const findGrant = (db: DB, id: string) => db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
 
-export const insertGrant = (db: DB, row: GrantsTable) => db.insertInto('grants').values(row).execute();
+export async function insertGrant(db: DB, row: GrantsTable) {
+  await db.insertInto('grants').values(row).execute();
+  forgetGrants(row.chitty_id);
+}
 
-export const deleteGrant = (db: DB, id: string) => db.deleteFrom('grants').where('id', '=', id).execute();
+export async function deleteGrant(db: DB, id: string) {
+  const row = await db.deleteFrom('grants').where('id', '=', id).returning('chitty_id').executeTakeFirst();
+  if (row) forgetGrants(row.chitty_id);
+}
 
 const liveAdminGrants = (db: DB) =>
   db

@@ -12,6 +12,7 @@ import { ACTIONS, actionAllowed, allowedActions, callerFrom, toolAllowed, type A
 import { SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
 import { rateLimitsOf } from '../gateway/rate-limit';
+import { forgetEnabled, forgetServer } from '../gateway/policy-cache';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 
 type AuthInput = { type: 'none' } | { type: 'header'; header_name: string; header_value: string } | { type: 'oauth'; scopes?: string[]; client_id?: string; client_secret?: string };
@@ -165,6 +166,7 @@ async function registerServer(context: RegisterContext, input: RegisterInput) {
   } else {
     await context.db.insertInto('mcp_servers').values({ id: input.server_id, ...columns, ...healthColumns, owner: authz.principal.chittyId, created_at: now }).execute();
   }
+  forgetServer(input.server_id);
   context.audit.target = input.server_id;
   context.audit.detail = { created: !existing, mcp_url: input.endpoints.mcp, auth: input.auth.type, status: health.status };
   return { server: await serverOut(context.db, authz, input.server_id), created: !existing };
@@ -213,6 +215,7 @@ export const servers = {
       .where('id', '=', row.id)
       .execute();
     if (health) await recordHealth(context.db, row.id, health);
+    forgetServer(row.id);
     context.audit.target = row.id;
     return serverOut(context.db, authz, row.id);
   }),
@@ -224,6 +227,7 @@ export const servers = {
     await context.db.deleteFrom('mcp_server_access').where('server_id', '=', row.id).execute();
     await context.db.deleteFrom('mcp_server_preferences').where('server_id', '=', row.id).execute();
     await context.db.deleteFrom('mcp_servers').where('id', '=', row.id).execute();
+    forgetServer(row.id);
     context.audit.target = row.id;
     return { deleted: true };
   }),
@@ -262,6 +266,7 @@ export const servers = {
         .values({ id: newId('tpl'), server_id: row.id, tool: rule.tool, subject_type: rule.role ? 'role' : 'chitty_id', subject: (rule.role ?? rule.chitty_id)!, effect: rule.effect, created_at: now })
         .execute();
     }
+    forgetServer(row.id);
     context.audit.target = row.id;
     context.audit.detail = { access: input.access, tool_rules: input.tools.length };
     const rules = await listToolRules(context.db, row.id);
@@ -280,6 +285,7 @@ export const servers = {
       .values({ chitty_id: authz.principal.chittyId, server_id: row.id, enabled: input.enabled ? 1 : 0, updated_at: nowIso() })
       .onConflict((oc) => oc.columns(['chitty_id', 'server_id']).doUpdateSet({ enabled: input.enabled ? 1 : 0, updated_at: nowIso() }))
       .execute();
+    forgetEnabled(authz.principal.chittyId, row.id);
     context.audit.target = row.id;
     context.audit.detail = { enabled: input.enabled };
     return serverOut(context.db, authz, row.id);
