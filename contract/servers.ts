@@ -30,7 +30,7 @@ const LimitSchema = v.strictObject({
 });
 
 /** Gateway rate limits; an omitted or null limit is the default (per user 120 / 60 s, per server 1200 / 60 s). */
-const RateLimitsInputSchema = v.pipe(
+export const RateLimitsInputSchema = v.pipe(
   v.strictObject({
     per_user: v.optional(v.nullable(LimitSchema)),
     per_server: v.optional(v.nullable(LimitSchema)),

@@ -106,6 +106,26 @@ describe('servers.register rate_limits', () => {
   });
 });
 
+describe('servers.export and servers.import rate_limits', () => {
+  it('carries a server’s limits through server.json, and refuses bad ones in it', async () => {
+    const serverId = await registerLimited({ per_user: { requests: 9, window_seconds: 30 } });
+    const exported = await rest('GET', `/v1/servers/${serverId}/server.json`, undefined, root.token);
+    const meta = exported.body._meta['cc.chitty.auth/portal'];
+    expect(meta.rate_limits).toEqual({ per_user: { requests: 9, window_seconds: 30 }, per_server: { requests: DEFAULT_RATE_LIMITS.perServer.requests, window_seconds: DEFAULT_RATE_LIMITS.perServer.windowSeconds } });
+    const copy = `${serverId}-copy`;
+    const imported = await rest('POST', '/v1/servers/import', { server: exported.body, server_id: copy }, root.token);
+    expect(imported.status, JSON.stringify(imported.body)).toBe(200);
+    expect(imported.body.server.rate_limits).toEqual(meta.rate_limits);
+
+    const bad = structuredClone(exported.body);
+    bad._meta['cc.chitty.auth/portal'].rate_limits.per_user.requests = -1;
+    const refused = await rest('POST', '/v1/servers/import', { server: bad, server_id: `${serverId}-bad` }, root.token);
+    expect(refused.status).toBe(400);
+    expect(refused.body.message).toContain('rate_limits');
+    expect((await rest('GET', `/v1/servers/${serverId}-bad`, undefined, root.token)).status).toBe(404);
+  });
+});
+
 describe('gateway rate limits', () => {
   it('answers 429 with Retry-After and a JSON-RPC error naming the per-user limit, and serves another user', async () => {
     const serverId = await registerLimited({ per_user: { requests: 2, window_seconds: 1 } });

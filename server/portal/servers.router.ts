@@ -9,7 +9,8 @@ import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { listGrants } from '../permissions/permissions.store';
 import { ACTIONS, actionAllowed, allowedActions, callerFrom, toolAllowed, type AccessMap, type Action, type Caller } from './access';
-import { SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
+import * as v from 'valibot';
+import { RateLimitsInputSchema, SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
 import { rateLimitsOf } from '../gateway/rate-limit';
 import { forgetEnabled, forgetServer } from '../gateway/policy-cache';
@@ -308,7 +309,10 @@ export const servers = {
   import: os.servers.import.handler(async ({ input, context }) => {
     const doc = input.server;
     const remote = doc.remotes.find((r) => r.type === 'streamable-http') ?? doc.remotes[0]!;
-    const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown } };
+    const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown }; rate_limits?: unknown };
+    // Our own settings in _meta are as untrusted as the rest of the document: the same schema as register.
+    const limits = ours.rate_limits === undefined ? undefined : v.safeParse(RateLimitsInputSchema, ours.rate_limits);
+    if (limits && !limits.success) throw invalidInput(`server._meta["${SERVER_JSON_META_KEY}"].rate_limits`, limits.issues.map((i) => i.message).join('; '));
     const secretHeader = remote.headers?.find((h) => h.isSecret || h.isRequired);
     if (secretHeader && !input.header_value) throw invalidInput('header_value', `the server needs the ${secretHeader.name} header; give its value`);
     const derived = doc.name.split('/')[1]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
@@ -325,6 +329,7 @@ export const servers = {
       transport: remote.type,
       auth: secretHeader && input.header_value ? { type: 'header', header_name: secretHeader.name, header_value: input.header_value } : { type: 'none' },
       tags,
+      rate_limits: limits?.output,
     });
   }),
 
@@ -350,6 +355,7 @@ export const servers = {
           tags: server.tags,
           auth: { type: server.auth.type, header_name: server.auth.header_name, scopes: server.auth.scopes, client_id: server.auth.client_id },
           endpoints: { health: server.endpoints.health, oauth_callback: server.endpoints.oauth_callback },
+          rate_limits: server.rate_limits,
         },
       },
     };
