@@ -84,6 +84,18 @@ describe('gateway upstream OAuth', () => {
     expect(await env.DB.prepare('SELECT status FROM gateway_connections WHERE server_id = ?').bind(serverId).first('status')).toBe('connected');
   });
 
+  it('keeps a current upstream token in memory: the next call reads no connection from D1', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    expect((await rpc(serverId, 'tools/list', {})).result.tools).toHaveLength(2);
+    // Behind this isolate's back (as another isolate would): the row says reconnect. The cached token still works
+    // at the upstream, so the call goes through; the row is read again once the upstream refuses the token.
+    await env.DB.prepare("UPDATE gateway_connections SET status = 'needs_reconnect' WHERE server_id = ?").bind(serverId).run();
+    expect((await rpc(serverId, 'tools/list', {})).result.tools).toHaveLength(2);
+    await fetch('https://secure.example/__expire-access');
+    expect((await rpc(serverId, 'tools/list', {})).error?.code).toBe(-32001);
+  });
+
   it('asks to reconnect when the upstream no longer accepts the token', async () => {
     const serverId = await registerOAuthUpstream(root);
     await connectUpstream(await portalBrowser(), serverId);
