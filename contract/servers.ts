@@ -29,13 +29,13 @@ const LimitSchema = v.strictObject({
   window_seconds: v.pipe(v.number(), v.integer('Invalid window_seconds: a whole number'), v.minValue(1, 'Invalid window_seconds: at least 1'), v.maxValue(86_400, 'Invalid window_seconds: at most 86400 (one day)')),
 });
 
-/** Gateway rate limits; an omitted or null limit is the default (per user 120 / 60 s, per server 1200 / 60 s). */
+/** Gateway rate limits; an omitted or null limit is the default (per user 600 / 60 s, per server 6000 / 60 s). */
 export const RateLimitsInputSchema = v.pipe(
   v.strictObject({
     per_user: v.optional(v.nullable(LimitSchema)),
     per_server: v.optional(v.nullable(LimitSchema)),
   }),
-  v.description('Gateway rate limits: per_user counts each user’s requests to this server, per_server all users’ together. null restores the default (per user 120 per 60 s, per server 1200 per 60 s).'),
+  v.description('Gateway rate limits: per_user counts each user’s requests to this server, per_server all users’ together. null restores the default (per user 600 per 60 s, per server 6000 per 60 s).'),
 );
 
 const LimitOutSchema = v.object({ requests: v.number(), window_seconds: v.number() });

@@ -21,8 +21,8 @@ export interface RateLimits {
 }
 
 export const DEFAULT_RATE_LIMITS: RateLimits = {
-  perUser: { requests: 120, windowSeconds: 60 },
-  perServer: { requests: 1200, windowSeconds: 60 },
+  perUser: { requests: 600, windowSeconds: 60 },
+  perServer: { requests: 6000, windowSeconds: 60 },
 };
 
 /** Bounds of configurable values (contract/servers.ts validates the same). */
