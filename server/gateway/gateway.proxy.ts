@@ -146,7 +146,8 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
 
   const limited = gatewayLimiter.take(serverId, principal.chittyId, rateLimitsOf(row));
   if (!limited.ok) {
-    waitUntil(insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome: 'denied', detail: { method: message?.method ?? request.method, reason: 'rate_limited', limit: limited.limit } }));
+    // The first refusal of a run is audited; the rest of a flood is not (it would be a D1 write per request).
+    if (limited.first) waitUntil(insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome: 'denied', detail: { method: message?.method ?? request.method, reason: 'rate_limited', limit: limited.limit } }));
     return rateLimited(limited, serverId, message);
   }
 

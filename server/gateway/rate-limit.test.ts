@@ -1,4 +1,4 @@
-import { SELF } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { admin, ORIGIN, rest, user, type Caller } from '../../test/workers/helpers';
 import { DEFAULT_RATE_LIMITS, RateLimiter } from './rate-limit';
@@ -40,9 +40,9 @@ describe('RateLimiter', () => {
     const limiter = new RateLimiter(() => now);
     const limits = { perUser: { requests: 3, windowSeconds: 3 }, perServer: { requests: 100, windowSeconds: 1 } };
     for (let i = 0; i < 3; i++) expect(limiter.take('s', 'u', limits)).toEqual({ ok: true });
-    expect(limiter.take('s', 'u', limits)).toEqual({ ok: false, limit: 'per_user', requests: 3, windowSeconds: 3, retryAfterMs: 1000 });
+    expect(limiter.take('s', 'u', limits)).toEqual({ ok: false, limit: 'per_user', requests: 3, windowSeconds: 3, retryAfterMs: 1000, first: true });
     now += 999;
-    expect(limiter.take('s', 'u', limits).ok).toBe(false);
+    expect(limiter.take('s', 'u', limits)).toMatchObject({ ok: false, first: false });
     now += 1;
     expect(limiter.take('s', 'u', limits).ok).toBe(true);
     expect(limiter.take('s', 'u', limits).ok).toBe(false);
@@ -138,6 +138,14 @@ describe('gateway rate limits', () => {
     expect(Number(refused.retryAfter)).toBe(1);
     expect(refused.body).toMatchObject({ jsonrpc: '2.0', id: 42, error: { code: -32029, data: { limit: 'per_user', requests: 2, window_seconds: 1, retry_after: 1 } } });
     expect(refused.body.error.message).toContain('your limit of 2 requests per 1 s');
+    // One audit event for the run of refusals, however long it is.
+    expect((await call(serverId, alice)).status).toBe(429);
+    let audited: unknown[] = [];
+    for (let i = 0; i < 20 && audited.length === 0; i++) {
+      audited = (await env.DB.prepare("SELECT detail FROM audit_events WHERE action = 'gateway.call' AND target = ? AND outcome = 'denied'").bind(serverId).all()).results;
+      if (audited.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(audited.map((e: any) => JSON.parse(e.detail))).toEqual([expect.objectContaining({ reason: 'rate_limited', limit: 'per_user' })]);
     // The limit is per user: bob is served while alice waits.
     expect((await call(serverId, bob)).status).toBe(200);
     // After Retry-After, alice is served again.

@@ -30,7 +30,8 @@ export const RATE_LIMIT_BOUNDS = { requests: { min: 1, max: 1_000_000 }, windowS
 
 export type LimitName = 'per_user' | 'per_server';
 
-export type Decision = { ok: true } | { ok: false; limit: LimitName; requests: number; windowSeconds: number; retryAfterMs: number };
+/** `first`: the first refusal since this key was last allowed (callers audit only those, so a flood writes nothing). */
+export type Decision = { ok: true } | { ok: false; limit: LimitName; requests: number; windowSeconds: number; retryAfterMs: number; first: boolean };
 
 /** Keys not touched for this long are dropped; beyond MAX_KEYS the oldest entries go first. */
 const MAX_KEYS = 50_000;
@@ -38,6 +39,8 @@ const MAX_KEYS = 50_000;
 export class RateLimiter {
   /** key → theoretical arrival time (ms): when the bucket of that key would be empty again. */
   private readonly tat = new Map<string, number>();
+  /** Keys refused since they were last allowed. */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -54,18 +57,24 @@ export class RateLimiter {
       const interval = windowMs / limit.requests;
       const tat = Math.max(this.tat.get(key) ?? now, now) + interval;
       // Allowed while the bucket holds at most `requests` requests' worth of time (the window).
-      if (tat - now > windowMs + 1e-6) return { ok: false, limit: name, requests: limit.requests, windowSeconds: limit.windowSeconds, retryAfterMs: Math.ceil(tat - windowMs - now) };
+      if (tat - now > windowMs + 1e-6) {
+        const first = !this.refused.has(key);
+        if (first) this.refused.add(key);
+        return { ok: false, limit: name, requests: limit.requests, windowSeconds: limit.windowSeconds, retryAfterMs: Math.ceil(tat - windowMs - now), first };
+      }
       next.push([key, tat]);
     }
     for (const [key, tat] of next) {
       this.tat.delete(key); // re-insert: Map order is then least recently used first
       this.tat.set(key, tat);
+      this.refused.delete(key);
     }
     if (this.tat.size > MAX_KEYS) this.evict(now);
     return { ok: true };
   }
 
   private evict(now: number) {
+    this.refused.clear();
     for (const [key, tat] of this.tat) if (tat <= now) this.tat.delete(key);
     // Still too many live keys: drop the least recently used (they lose their count, i.e. fail open).
     for (const key of this.tat.keys()) {
