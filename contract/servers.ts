@@ -24,6 +24,22 @@ const AuthInputSchema = v.variant('type', [
   }),
 ]);
 
+const LimitSchema = v.strictObject({
+  requests: v.pipe(v.number(), v.integer('Invalid requests: a whole number'), v.minValue(1, 'Invalid requests: at least 1'), v.maxValue(1_000_000, 'Invalid requests: at most 1000000')),
+  window_seconds: v.pipe(v.number(), v.integer('Invalid window_seconds: a whole number'), v.minValue(1, 'Invalid window_seconds: at least 1'), v.maxValue(86_400, 'Invalid window_seconds: at most 86400 (one day)')),
+});
+
+/** Gateway rate limits; an omitted or null limit is the default (per user 600 / 60 s, per server 6000 / 60 s). */
+export const RateLimitsInputSchema = v.pipe(
+  v.strictObject({
+    per_user: v.optional(v.nullable(LimitSchema)),
+    per_server: v.optional(v.nullable(LimitSchema)),
+  }),
+  v.description('Gateway rate limits: per_user counts each user’s requests to this server, per_server all users’ together. null restores the default (per user 600 per 60 s, per server 6000 per 60 s).'),
+);
+
+const LimitOutSchema = v.object({ requests: v.number(), window_seconds: v.number() });
+
 export const ServerSchema = v.object({
   server_id: v.string(),
   name: v.string(),
@@ -41,6 +57,7 @@ export const ServerSchema = v.object({
   capabilities: v.nullable(v.record(v.string(), v.unknown())),
   tools: v.array(v.object({ name: v.string(), title: v.nullable(v.string()), description: v.nullable(v.string()) })),
   checked_at: NullableTimestampSchema,
+  rate_limits: v.object({ per_user: LimitOutSchema, per_server: LimitOutSchema }),
   enabled_for_me: v.boolean(),
   my_access: v.array(ActionSchema),
   created_at: TimestampSchema,
@@ -55,6 +72,7 @@ const ServerInputEntries = {
   transport: v.optional(v.picklist(['streamable-http', 'sse']), 'streamable-http'),
   auth: v.optional(AuthInputSchema, { type: 'none' }),
   tags: v.optional(v.pipe(v.array(TagSchema), v.maxLength(16)), []),
+  rate_limits: v.optional(RateLimitsInputSchema),
 };
 
 const URL_REFUSED = { status: 422, message: 'A URL of the server is not allowed (https and public addresses only)' } as const;
@@ -107,6 +125,7 @@ export const updateServer = base
       endpoints: v.optional(v.strictObject({ mcp: UrlSchema, health: v.optional(UrlSchema), oauth_callback: v.optional(UrlSchema) })),
       auth: v.optional(AuthInputSchema),
       tags: v.optional(v.pipe(v.array(TagSchema), v.maxLength(16))),
+      rate_limits: v.optional(RateLimitsInputSchema),
     }),
   )
   .output(ServerSchema);

@@ -146,7 +146,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
   if (pathname === '/encode') {
     const domain = (url.searchParams.get('domain') ?? '').toLowerCase();
-    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain) || domain.length > MAX_ENCODED_DOMAIN) return json({ error: 'invalid_request', message: `domain must be a DNS name of at most ${MAX_ENCODED_DOMAIN} characters` }, 400);
+    if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+(:\d{1,5})?$/.test(domain) || domain.length > MAX_ENCODED_DOMAIN) return json({ error: 'invalid_request', message: `domain must be a DNS name (with :port when not the default) of at most ${MAX_ENCODED_DOMAIN} characters` }, 400);
     if (!env.GATEWAY_DOMAIN) return json({ error: 'not_configured', message: 'GATEWAY_DOMAIN is not set' }, 503);
     const host = gatewayHost(domain, env.GATEWAY_DOMAIN);
     return json({ domain, host, url: `${new URL(env.ISSUER).protocol}//${host}/mcp` });

@@ -216,6 +216,11 @@ export interface McpServersTable {
   capabilities: string | null;
   tools: string | null;
   checked_at: string | null;
+  /** Gateway rate limits (migration 0005); NULL: the default. */
+  rate_limit_user: number | null;
+  rate_limit_user_window_s: number | null;
+  rate_limit_server: number | null;
+  rate_limit_server_window_s: number | null;
   created_at: string;
   updated_at: string;
 }

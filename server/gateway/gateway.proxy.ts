@@ -9,7 +9,8 @@ import { challengeResponse, originAllowed } from '../oauth/challenge';
 import { gatewayResource } from '../oauth/params';
 import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
-import { findEnabledCached, serverPolicy, type ServerRow } from '../portal/servers.store';
+import { findEnabledCached, serverPolicy, serversOnDomain, type ServerRow } from '../portal/servers.store';
+import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
 import { filterToolsInSse, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
 
@@ -55,6 +56,22 @@ async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstr
   return headers;
 }
 
+/**
+ * RFC 6585 §4: 429 Too Many Requests, with Retry-After in delay-seconds (RFC 9110 §10.2.3). An MCP request
+ * gets the reason as a JSON-RPC error too, so clients that only read the body learn which limit and when.
+ */
+function rateLimited(d: Extract<Decision, { ok: false }>, serverId: string, message: RpcMessage | null): Response {
+  const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+  const which = d.limit === 'per_user' ? `your limit of ${d.requests} requests per ${d.windowSeconds} s to ${serverId}` : `the limit of ${d.requests} requests per ${d.windowSeconds} s for all users of ${serverId}`;
+  const text = `Rate limit exceeded: ${which}; retry after ${retryAfter} s`;
+  const data = { limit: d.limit, requests: d.requests, window_seconds: d.windowSeconds, retry_after: retryAfter };
+  const body = message && 'id' in message ? { jsonrpc: '2.0', id: message.id ?? null, error: { code: RATE_LIMITED, message: text, data } } : { error: 'rate_limited', message: text, ...data };
+  return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': String(retryAfter) } });
+}
+
+/** JSON-RPC error code of a refused rate-limited call (the implementation-defined server error range). */
+export const RATE_LIMITED = -32029;
+
 interface RpcMessage {
   id?: unknown;
   method?: string;
@@ -72,10 +89,13 @@ export interface GatewayRoute {
 /** The path route of a server: ISSUER/gw/{server}/mcp. */
 export const pathRoute = (env: Env, serverId: string): GatewayRoute => ({ serverId, resource: gatewayResource(env, serverId), metadata: gatewayMetadataUrl(env, serverId) });
 
-/** The hostname route: the first registered server whose MCP URL is on the upstream domain. */
+/**
+ * The hostname route: the first registered server whose MCP URL is on the upstream domain; a domain with
+ * a port (`host:port`) names exactly the server on that port.
+ */
 export async function hostRoute(db: DB, origin: string, domain: string): Promise<GatewayRoute | null> {
-  const rows = await db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute();
-  const row = rows.find((r) => new URL(r.mcp_url).hostname === domain);
+  const rows = await serversOnDomain(domain, () => db.selectFrom('mcp_servers').select(['id', 'mcp_url']).where('mcp_url', 'like', `%://${domain.replace(/[%_\\]/g, '')}%`).orderBy('id').execute());
+  const row = rows.find((r) => (domain.includes(':') ? new URL(r.mcp_url).host : new URL(r.mcp_url).hostname) === domain);
   return row ? { serverId: row.id, resource: `${origin}/mcp`, metadata: `${origin}/.well-known/oauth-protected-resource/mcp` } : null;
 }
 
@@ -125,6 +145,13 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     }
   }
 
+  const limited = gatewayLimiter.take(serverId, principal.chittyId, rateLimitsOf(row));
+  if (!limited.ok) {
+    // The first refusal of a run is audited; the rest of a flood is not (it would be a D1 write per request).
+    if (limited.first) waitUntil(insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome: 'denied', detail: { method: message?.method ?? request.method, reason: 'rate_limited', limit: limited.limit } }));
+    return rateLimited(limited, serverId, message);
+  }
+
   const toolFilter: ToolFilter = (name) => toolAllowed(rules, serverId, name, caller).allowed && actionAllowed(access, row, caller, 'call');
   // Every call is audited; routine ones after the response, denials before it.
   const auditEvent = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown>) =>
@@ -148,12 +175,22 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     if (!upstreamToken) return needsConnection();
   }
 
-  let upstream: Response;
-  try {
+  const callUpstream = async (token: string | null) => {
     const fetchUpstream = guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES });
     const headers = await upstreamHeaders(env, row, request, upstreamSession);
-    if (upstreamToken) headers.set('authorization', `Bearer ${upstreamToken}`);
-    upstream = await fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
+    if (token) headers.set('authorization', `Bearer ${token}`);
+    return fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
+  };
+  let upstream: Response;
+  try {
+    upstream = await callUpstream(upstreamToken);
+    if (upstream.status === 401 && upstreamToken) {
+      // RFC 6750 §3.1 invalid_token: the upstream ended the access token before its expiry (or clocks differ).
+      // It did not act on the request, so refresh once and send the same request again.
+      await upstream.body?.cancel();
+      const renewed = await upstreamAccessToken(env, db, serverId, principal.chittyId, upstreamToken);
+      if (renewed) upstream = await callUpstream((upstreamToken = renewed));
+    }
   } catch (error) {
     audit('failure', { tool: message?.params?.name, error: error instanceof Error ? error.message.slice(0, 200) : 'error' });
     return jsonError(502, 'upstream_unreachable', error instanceof OutboundRefused ? `Upstream refused: ${error.message}` : `${serverId} could not be reached`);

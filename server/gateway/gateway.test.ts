@@ -194,6 +194,19 @@ describe('gateway hostname routes', () => {
     expect((await call(await routeToken(serverId))).status).toBe(401);
   });
 
+  it('names an upstream on another port with host:port, apart from the one on the default port', async () => {
+    const onPort = await registerUpstream('https://session.example:8443/mcp');
+    const encode = async (domain: string) => (await rest('GET', `/v1/gateway/encode?domain=${encodeURIComponent(domain)}`, undefined, root.token)).body;
+    const ported = await encode('session.example:8443');
+    expect(ported).toMatchObject({ domain: 'session.example:8443', server_id: onPort, path_url: route(onPort) });
+    expect(ported.host).toMatch(/^[a-z2-7]+-enc\.gw\.chittyauth\.test$/);
+    // The port is part of the name: another port is another (unregistered) upstream.
+    expect((await encode('session.example:9443')).server_id).toBeNull();
+    const metadata = await SELF.fetch(`http://${ported.host}/.well-known/oauth-protected-resource/mcp`);
+    expect(metadata.status).toBe(200);
+    expect((await rest('GET', '/v1/gateway/encode?domain=session.example:port', undefined, root.token)).status).toBe(400);
+  });
+
   it('serves nothing for a domain that is not registered', async () => {
     const { host } = (await (await SELF.fetch(`${ORIGIN}/encode?domain=unknown.example`)).json()) as { host: string };
     const res = await SELF.fetch(`http://${host}/mcp`, { method: 'POST', body: '{}' });

@@ -1,7 +1,8 @@
 /**
  * Hostname routing (seed 003): `{base32(upstream domain)}-enc.{GATEWAY_DOMAIN}`, with RFC 4648 base32 in
  * lowercase and without padding, so the encoded domain is a valid DNS label: mcp.atlassian.com →
- * nvrxaltborwgc43tnfqw4ltdn5wq-enc.gateway.example.com. Pure functions.
+ * nvrxaltborwgc43tnfqw4ltdn5wq-enc.gateway.example.com. An upstream on another port than its scheme's
+ * default is named with it (`mcp.example.com:8443`), so two upstreams on one host stay apart. Pure functions.
  */
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 export const ENCODED_SUFFIX = '-enc';
@@ -60,5 +61,8 @@ export function domainOfHost(host: string, gatewayDomain: string | undefined): s
   const label = hostname.slice(0, -suffix.length);
   if (!label || label.includes('.')) return null;
   const domain = base32Decode(label);
-  return domain && /^[a-z0-9.-]+$/.test(domain) ? domain : null;
+  return domain && UPSTREAM_HOST.test(domain) ? domain : null;
 }
+
+/** An upstream domain, with a port when the upstream is not on its scheme's default port. */
+export const UPSTREAM_HOST = /^[a-z0-9-]+(\.[a-z0-9-]+)*(:\d{1,5})?$/;

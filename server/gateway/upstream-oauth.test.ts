@@ -70,6 +70,32 @@ describe('gateway upstream OAuth', () => {
     expect(row!.expires_at > new Date().toISOString()).toBe(true);
   });
 
+  it('refreshes once and sends the call again when the upstream ends an access token before its expiry', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    await fetch('https://secure.example/__expire-access');
+    const before = (await upstreamRequests()).length;
+    const call = await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'after refresh' } });
+    expect(call.result.content[0].text).toBe('after refresh');
+    const seen = (await upstreamRequests()).slice(before);
+    // The refused call, the refresh grant, the call again with the new token.
+    expect(seen.map((r) => (r.headers['content-type']?.includes('x-www-form-urlencoded') ? 'token' : 'mcp'))).toEqual(['mcp', 'token', 'mcp']);
+    expect(seen[0]!.headers.authorization).not.toBe(seen[2]!.headers.authorization);
+    expect(await env.DB.prepare('SELECT status FROM gateway_connections WHERE server_id = ?').bind(serverId).first('status')).toBe('connected');
+  });
+
+  it('keeps a current upstream token in memory: the next call reads no connection from D1', async () => {
+    const serverId = await registerOAuthUpstream(root);
+    await connectUpstream(await portalBrowser(), serverId);
+    expect((await rpc(serverId, 'tools/list', {})).result.tools).toHaveLength(2);
+    // Behind this isolate's back (as another isolate would): the row says reconnect. The cached token still works
+    // at the upstream, so the call goes through; the row is read again once the upstream refuses the token.
+    await env.DB.prepare("UPDATE gateway_connections SET status = 'needs_reconnect' WHERE server_id = ?").bind(serverId).run();
+    expect((await rpc(serverId, 'tools/list', {})).result.tools).toHaveLength(2);
+    await fetch('https://secure.example/__expire-access');
+    expect((await rpc(serverId, 'tools/list', {})).error?.code).toBe(-32001);
+  });
+
   it('asks to reconnect when the upstream no longer accepts the token', async () => {
     const serverId = await registerOAuthUpstream(root);
     await connectUpstream(await portalBrowser(), serverId);

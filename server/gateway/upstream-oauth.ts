@@ -138,6 +138,7 @@ async function tokenRequest(env: Env, client: UpstreamClient, form: Record<strin
 }
 
 async function storeTokens(env: Env, db: DB, serverId: string, chittyId: string, t: { access_token?: string; refresh_token?: string; expires_in?: number; scope?: string }, previousRefresh: string | null) {
+  forgetToken(chittyId, serverId);
   const now = nowIso();
   const values = {
     status: 'connected' as const,
@@ -181,20 +182,46 @@ export async function finishConnection(env: Env, db: DB, chittyId: string, param
   return row.server_id;
 }
 
+/**
+ * Current access tokens, decrypted, kept in the isolate's memory for a few seconds so that a call does not
+ * read D1 for them; never past the point where they would be refreshed. Changes made in this isolate (new
+ * tokens, reconnect needed, disconnect) drop the entry; a token ended elsewhere comes back as a 401 from
+ * the upstream, and that path always reads D1.
+ */
+const TOKEN_CACHE_MS = 10_000;
+const tokenCache = new Map<string, { token: string; until: number }>();
+const tokenKey = (chittyId: string, serverId: string) => `${chittyId}\u0000${serverId}`;
+const forgetToken = (chittyId: string, serverId: string) => tokenCache.delete(tokenKey(chittyId, serverId));
+
 export const findConnection = (db: DB, chittyId: string, serverId: string) =>
   db.selectFrom('gateway_connections').selectAll().where('chitty_id', '=', chittyId).where('server_id', '=', serverId).executeTakeFirst();
 
-export const markNeedsReconnect = (db: DB, chittyId: string, serverId: string) =>
-  db.updateTable('gateway_connections').set({ status: 'needs_reconnect', refreshing_until: null, updated_at: nowIso() }).where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
+export async function markNeedsReconnect(db: DB, chittyId: string, serverId: string) {
+  forgetToken(chittyId, serverId);
+  await db.updateTable('gateway_connections').set({ status: 'needs_reconnect', refreshing_until: null, updated_at: nowIso() }).where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
+}
 
-/** A current upstream access token for the user, refreshed when about to expire; null means: (re)connect. */
-export async function upstreamAccessToken(env: Env, db: DB, serverId: string, chittyId: string): Promise<string | null> {
+/**
+ * A current upstream access token for the user, refreshed when about to expire; null means: (re)connect.
+ * `rejected`: a token the upstream just refused (401) although it had not expired by our clock; it is
+ * refreshed unless another request already replaced it.
+ */
+export async function upstreamAccessToken(env: Env, db: DB, serverId: string, chittyId: string, rejected?: string): Promise<string | null> {
+  const cached = tokenCache.get(tokenKey(chittyId, serverId));
+  if (cached && cached.until > Date.now() && cached.token !== rejected) return cached.token;
   for (let attempt = 0; attempt < 20; attempt++) {
     const c = await findConnection(db, chittyId, serverId);
     if (!c || c.status !== 'connected' || !c.access_token_encrypted) return null;
-    const fresh = !c.expires_at || Date.parse(c.expires_at) - Date.now() > REFRESH_MARGIN_MS;
-    if (fresh) return decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access'));
-    if (!c.refresh_token_encrypted) return Date.parse(c.expires_at!) > Date.now() ? decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access')) : null;
+    const current = await decrypt(env.ENCRYPTION_KEY, c.access_token_encrypted, tokenAad(serverId, chittyId, 'access'));
+    const refused = rejected !== undefined && current === rejected;
+    const fresh = !refused && (!c.expires_at || Date.parse(c.expires_at) - Date.now() > REFRESH_MARGIN_MS);
+    if (fresh) {
+      const until = Math.min(Date.now() + TOKEN_CACHE_MS, c.expires_at ? Date.parse(c.expires_at) - REFRESH_MARGIN_MS : Number.POSITIVE_INFINITY);
+      if (tokenCache.size >= 10_000) tokenCache.clear();
+      tokenCache.set(tokenKey(chittyId, serverId), { token: current, until });
+      return current;
+    }
+    if (!c.refresh_token_encrypted) return !refused && Date.parse(c.expires_at!) > Date.now() ? current : null;
     // One refresh at a time: whoever sets the lock refreshes, the others wait for its result.
     const lock = await db
       .updateTable('gateway_connections')
@@ -243,6 +270,7 @@ export async function disconnect(env: Env, db: DB, chittyId: string, serverId: s
     }
   }
   await db.deleteFrom('gateway_connections').where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
+  forgetToken(chittyId, serverId);
   return { revoked_upstream: revoked };
 }
 

@@ -9,8 +9,10 @@ import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { listGrants } from '../permissions/permissions.store';
 import { ACTIONS, actionAllowed, allowedActions, callerFrom, toolAllowed, type AccessMap, type Action, type Caller } from './access';
-import { SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
+import * as v from 'valibot';
+import { RateLimitsInputSchema, SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
+import { rateLimitsOf } from '../gateway/rate-limit';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 
 type AuthInput = { type: 'none' } | { type: 'header'; header_name: string; header_value: string } | { type: 'oauth'; scopes?: string[]; client_id?: string; client_secret?: string };
@@ -36,11 +38,28 @@ function toServer(row: ServerRow, access: AccessMap, caller: Caller, enabled: bo
     capabilities: row.capabilities ? (JSON.parse(row.capabilities) as Record<string, unknown>) : null,
     tools: row.tools ? (JSON.parse(row.tools) as { name: string; title: string | null; description: string | null }[]) : [],
     checked_at: row.checked_at,
+    rate_limits: rateLimitsOut(row),
     enabled_for_me: enabled,
     my_access: allowedActions(access, row, caller),
     created_at: row.created_at,
     updated_at: row.updated_at,
   };
+}
+
+function rateLimitsOut(row: ServerRow) {
+  const { perUser, perServer } = rateLimitsOf(row);
+  return { per_user: { requests: perUser.requests, window_seconds: perUser.windowSeconds }, per_server: { requests: perServer.requests, window_seconds: perServer.windowSeconds } };
+}
+
+type LimitInput = { requests: number; window_seconds: number } | null | undefined;
+type RateLimitsInput = { per_user?: LimitInput; per_server?: LimitInput };
+
+/** Columns for the limits given; an omitted limit is left out (unchanged on update), null means the default. */
+function rateLimitColumns(input: RateLimitsInput) {
+  const columns: Partial<Pick<ServerRow, 'rate_limit_user' | 'rate_limit_user_window_s' | 'rate_limit_server' | 'rate_limit_server_window_s'>> = {};
+  if (input.per_user !== undefined) Object.assign(columns, { rate_limit_user: input.per_user?.requests ?? null, rate_limit_user_window_s: input.per_user?.window_seconds ?? null });
+  if (input.per_server !== undefined) Object.assign(columns, { rate_limit_server: input.per_server?.requests ?? null, rate_limit_server_window_s: input.per_server?.window_seconds ?? null });
+  return columns;
 }
 
 const notFound = (id: string) => new ORPCError('NOT_FOUND', { status: 404, message: `No MCP server ${id}` });
@@ -101,6 +120,7 @@ interface RegisterInput {
   transport: 'streamable-http' | 'sse';
   auth: AuthInput;
   tags: string[];
+  rate_limits?: RateLimitsInput;
 }
 
 type RegisterContext = Parameters<Parameters<typeof os.servers.register.handler>[0]>[0]['context'];
@@ -124,6 +144,8 @@ async function registerServer(context: RegisterContext, input: RegisterInput) {
     transport: input.transport,
     ...(await authColumns(context.env.ENCRYPTION_KEY, input.server_id, input.auth)),
     tags: JSON.stringify([...new Set(input.tags)]),
+    // Registration states the whole server: limits not given are the defaults.
+    ...rateLimitColumns({ per_user: input.rate_limits?.per_user ?? null, per_server: input.rate_limits?.per_server ?? null }),
     updated_at: now,
   };
   // Probe before storing anything: a URL that redirects or resolves somewhere private is refused outright;
@@ -186,6 +208,7 @@ export const servers = {
         ...(input.endpoints ? { mcp_url: input.endpoints.mcp, health_url: input.endpoints.health ?? null, oauth_callback_url: input.endpoints.oauth_callback ?? null } : {}),
         ...auth,
         ...(input.tags ? { tags: JSON.stringify([...new Set(input.tags)]) } : {}),
+        ...(input.rate_limits ? rateLimitColumns(input.rate_limits) : {}),
         updated_at: nowIso(),
       })
       .where('id', '=', row.id)
@@ -280,7 +303,10 @@ export const servers = {
   import: os.servers.import.handler(async ({ input, context }) => {
     const doc = input.server;
     const remote = doc.remotes.find((r) => r.type === 'streamable-http') ?? doc.remotes[0]!;
-    const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown } };
+    const ours = (doc._meta?.[SERVER_JSON_META_KEY] ?? {}) as { server_id?: unknown; tags?: unknown; endpoints?: { health?: unknown; oauth_callback?: unknown }; rate_limits?: unknown };
+    // Our own settings in _meta are as untrusted as the rest of the document: the same schema as register.
+    const limits = ours.rate_limits === undefined ? undefined : v.safeParse(RateLimitsInputSchema, ours.rate_limits);
+    if (limits && !limits.success) throw invalidInput(`server._meta["${SERVER_JSON_META_KEY}"].rate_limits`, limits.issues.map((i) => i.message).join('; '));
     const secretHeader = remote.headers?.find((h) => h.isSecret || h.isRequired);
     if (secretHeader && !input.header_value) throw invalidInput('header_value', `the server needs the ${secretHeader.name} header; give its value`);
     const derived = doc.name.split('/')[1]!.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '');
@@ -297,6 +323,7 @@ export const servers = {
       transport: remote.type,
       auth: secretHeader && input.header_value ? { type: 'header', header_name: secretHeader.name, header_value: input.header_value } : { type: 'none' },
       tags,
+      rate_limits: limits?.output,
     });
   }),
 
@@ -322,6 +349,7 @@ export const servers = {
           tags: server.tags,
           auth: { type: server.auth.type, header_name: server.auth.header_name, scopes: server.auth.scopes, client_id: server.auth.client_id },
           endpoints: { health: server.endpoints.health, oauth_callback: server.endpoints.oauth_callback },
+          rate_limits: server.rate_limits,
         },
       },
     };

@@ -64,3 +64,8 @@ export const serverPolicy = (db: DB, serverId: string): Promise<ServerPolicy | n
 
 export const findEnabledCached = (db: DB, chittyId: string, serverId: string): Promise<boolean> =>
   preferences.get(`${chittyId} ${serverId}`, () => findEnabled(db, chittyId, serverId));
+
+const onDomain = new IsolateCache<{ id: string; mcp_url: string }[]>(['mcp_servers']);
+
+/** Registered servers whose MCP URL is on a domain (a hostname route's candidates), through the isolate cache. */
+export const serversOnDomain = (domain: string, load: () => Promise<{ id: string; mcp_url: string }[]>) => onDomain.get(domain, load, (rows) => rows.length > 0);

@@ -24,6 +24,8 @@ export interface Caller {
 
 export interface TestServer {
   url: string;
+  /** The local state directory (D1's SQLite files live under it). */
+  persistTo: string;
   setupToken: string;
   logs(): string;
   stop(): Promise<void>;
@@ -43,7 +45,8 @@ function expectStatus(res: RestResponse, status: number, what: string) {
   if (res.status !== status) throw new Error(`${what}: expected HTTP ${status}, got ${res.status} ${JSON.stringify(res.body)}`);
 }
 
-export async function startTestServer(): Promise<TestServer> {
+/** `vars`: extra --var values, e.g. GATEWAY_DOMAIN for the gateway's hostname routes. */
+export async function startTestServer(options: { vars?: Record<string, string> } = {}): Promise<TestServer> {
   const persistTo = mkdtempSync(join(tmpdir(), 'chittyauth-e2e-'));
   const setupToken = generateSecret();
   let server: LocalServer | undefined;
@@ -55,7 +58,7 @@ export async function startTestServer(): Promise<TestServer> {
     await migrate({ persistTo });
     server = await startWrangler({
       persistTo,
-      vars: { ENCRYPTION_KEY: generateSecret(), SETUP_TOKEN: setupToken, ENVIRONMENT: 'development' },
+      vars: { ENCRYPTION_KEY: generateSecret(), SETUP_TOKEN: setupToken, ENVIRONMENT: 'development', ...options.vars },
     });
   } catch (error) {
     await cleanup();
@@ -116,5 +119,5 @@ export async function startTestServer(): Promise<TestServer> {
     return res.body.api_key as string;
   };
 
-  return { url, setupToken, logs, stop: cleanup, rest, admin, account, apiKey };
+  return { url, persistTo, setupToken, logs, stop: cleanup, rest, admin, account, apiKey };
 }
