@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { base, CONFLICT, NOT_FOUND } from './base';
-import { ChittyIdSchema, CursorSchema, LimitSchema, NameSchema, pageOf, RoleSchema, TimestampSchema } from './schemas';
+import { ChittyIdSchema, CursorSchema, idSchema, LimitSchema, NameSchema, pageOf, RoleSchema, TimestampSchema } from './schemas';
 
 export const UsernameSchema = v.pipe(
   v.string(),
@@ -157,6 +157,7 @@ export const signIn = base
       username: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
       password: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
       device_name: v.optional(NameSchema),
+      device_id: v.optional(v.pipe(idSchema('dev'), v.description('A registered device of this account (POST /v1/devices): the session is issued to it and ends when it is removed'))),
     }),
   )
   .output(

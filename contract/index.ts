@@ -8,6 +8,7 @@ import { mcp, oauth, tokens } from './oauth';
 import { permissions } from './permissions';
 import { servers } from './servers';
 import { sessions } from './sessions';
+import { devices, sync } from './sync';
 
 /** The one contract. Every door, `openapi.yaml`, the MCP tool manifest and the typed client derive from it. */
 export const contract = {
@@ -23,6 +24,8 @@ export const contract = {
   mcp,
   servers,
   gateway,
+  devices,
+  sync,
 };
 
 export type Contract = typeof contract;

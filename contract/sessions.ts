@@ -6,6 +6,7 @@ export const SessionSchema = v.object({
   session_id: v.string(),
   chitty_id: v.string(),
   device_name: v.nullable(v.string()),
+  device_id: v.pipe(v.nullable(v.string()), v.description('The registered device the session was issued to (sync), if any')),
   user_agent: v.nullable(v.string()),
   ip: v.nullable(v.string()),
   client: v.nullable(v.string()),

@@ -22,6 +22,10 @@ export interface Env {
   CF_ACCESS_AUD?: string;
   /** Parent domain of the gateway's hostname routes: {base32(upstream domain)}-enc.{GATEWAY_DOMAIN}. */
   GATEWAY_DOMAIN?: string;
+  /** Durable Object namespace of the per-user sync hubs (live updates for GET /v1/sync/stream). */
+  SYNC_HUB: DurableObjectNamespace;
+  /** Milliseconds between keep-alive comments on a sync stream (default 25000). */
+  SYNC_HEARTBEAT_MS?: string;
   /** Extra browser origins allowed to call /mcp (space or comma separated). */
   ALLOWED_ORIGINS?: string;
 }

@@ -22,6 +22,9 @@ import { publicJwks } from './jwt/keys';
 import { recheckServers } from './portal/health';
 import { handlePortal, portalCredential } from './portal/portal.handler';
 import { readLimitedBytes } from './lib/urls';
+import { handleSyncStream } from './sync/stream';
+
+export { SyncHub } from './sync/hub';
 
 /** Requests larger than this are refused before anything parses them. */
 const MAX_BODY_BYTES = 1 << 20;
@@ -154,6 +157,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/docs' || pathname === '/docs/') return docsPage();
   if (pathname === '/docs/init.js') return docsInit();
 
+  if (pathname === '/v1/sync/stream') return handleSyncStream(request, env, getDb(env.DB), (p) => ctx.waitUntil(p.catch((e) => console.error('background task failed', e))));
   if (pathname.startsWith('/v1/')) {
     return (await handleRest(request, requestContext(request, env, ctx, 'rest', env.ISSUER))) ?? notFound(pathname);
   }

@@ -9,6 +9,8 @@ import { os } from './orpc';
 import { permissions } from './permissions/permissions.router';
 import { servers } from './portal/servers.router';
 import { sessions } from './sessions/sessions.router';
+import { devices } from './sync/devices.router';
+import { sync } from './sync/sync.router';
 
 /** The implementation of the whole contract; every door serves exactly this. */
 export const router = os.router({
@@ -24,6 +26,8 @@ export const router = os.router({
   mcp,
   servers,
   gateway,
+  devices,
+  sync,
 });
 
 export type Router = typeof router;

@@ -1,3 +1,4 @@
+import { invalidInput } from '../adapters/errors';
 import { ORPCError } from '@orpc/server';
 import { timingSafeEqualStrings } from '../crypto/hash';
 import { hashPassword, verifyPassword } from '../crypto/password';
@@ -164,12 +165,14 @@ export const accounts = {
       username: input.username,
       password: input.password,
       deviceName: input.device_name,
+      deviceId: input.device_id,
       userAgent: context.userAgent,
       ip: context.ip,
       client: context.door,
     });
     context.audit.target = result.chittyId;
     if (!result.ok) {
+      if (result.reason === 'unknown_device') throw invalidInput('device_id', 'no such device of this account (register one with POST /v1/devices)');
       if (result.reason === 'locked') throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: 'Too many failed sign-ins; try again later' });
       throw new ORPCError('INVALID_CREDENTIALS', { status: 401, message: 'Wrong username or password' });
     }

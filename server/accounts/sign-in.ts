@@ -5,6 +5,7 @@ import { signJwt } from '../jwt/tokens';
 import { newId } from '../lib/ids';
 import { isoIn, nowIso } from '../lib/time';
 import { insertSession } from '../sessions/sessions.store';
+import { findLiveDevice } from '../sync/sync.store';
 import { findAccountByUsername, updateAccountFailedAttempts } from './accounts.store';
 
 const MAX_FAILED_SIGN_INS = 10;
@@ -19,6 +20,8 @@ export interface SignInRequest {
   username: string;
   password: string;
   deviceName?: string | null;
+  /** A registered device of the account (sync: devices); removing it ends the session. */
+  deviceId?: string | null;
   userAgent?: string | null;
   ip?: string | null;
   client: string;
@@ -26,7 +29,7 @@ export interface SignInRequest {
 
 export type SignInResult =
   | { ok: true; chittyId: string; sessionId: string; token: string; expiresIn: number }
-  | { ok: false; reason: 'invalid' | 'locked'; chittyId: string | null };
+  | { ok: false; reason: 'invalid' | 'locked' | 'unknown_device'; chittyId: string | null };
 
 /**
  * Password sign-in, for the API (accounts.signIn) and the authorization pages alike: lockout after
@@ -46,6 +49,11 @@ export async function signInWithPassword(env: Env, db: DB, req: SignInRequest): 
     return { ok: false, reason: 'invalid', chittyId: account?.chitty_id ?? null };
   }
   if (account.failed_attempts > 0) await updateAccountFailedAttempts(db, account.chitty_id, 0, null);
+  if (req.deviceId) {
+    const device = await findLiveDevice(db, account.chitty_id, req.deviceId);
+    if (!device) return { ok: false, reason: 'unknown_device', chittyId: account.chitty_id };
+    return { ok: true, ...(await startSession(env, db, account.chitty_id, { ...req, deviceName: req.deviceName ?? device.name })) };
+  }
   return { ok: true, ...(await startSession(env, db, account.chitty_id, req)) };
 }
 
@@ -65,6 +73,7 @@ export async function startSession(env: Env, db: DB, chittyId: string, req: Omit
     last_seen_at: now,
     expires_at: isoIn(ttl),
     revoked_at: null,
+    device_id: req.deviceId ?? null,
   });
   const { token } = await signJwt(env, db, { typ: 'at+jwt', subject: chittyId, audience: env.ISSUER, expiresIn: ttl, claims: { sid: sessionId, scope: '*' } });
   return { chittyId, sessionId, token, expiresIn: ttl };

@@ -45,6 +45,9 @@ export class IsolateCache<V> {
   }
 }
 
+/** Clears the caches that read any of `tables`: for writes made around Kysely (a raw D1 batch), before and after. */
+export const clearCachesFor = (tables: readonly string[] | 'all') => clearFor(tables);
+
 const clearFor = (tables: readonly string[] | 'all') => {
   for (const cache of caches) {
     if (tables === 'all' || cache.tables.some((t) => tables.includes(t))) cache.clear();

@@ -1,4 +1,4 @@
-import { Kysely, type CompiledQuery } from 'kysely';
+import { Kysely, type CompiledQuery, type Generated } from 'kysely';
 import { D1Dialect } from 'kysely-d1';
 import { invalidateOnWrite } from './cache';
 
@@ -35,6 +35,7 @@ export interface ApiKeysTable {
   expires_at: string | null;
   last_used_at: string | null;
   revoked_at: string | null;
+  device_id?: string | null;
 }
 
 export interface SigningKeysTable {
@@ -69,6 +70,7 @@ export interface SessionsTable {
   last_seen_at: string;
   expires_at: string;
   revoked_at: string | null;
+  device_id?: string | null;
 }
 
 export interface AuditEventsTable {
@@ -85,7 +87,61 @@ export interface AuditEventsTable {
   hash: string;
 }
 
-export interface Database extends OAuthDatabase, PortalDatabase, GatewayDatabase {
+export type DeviceType = 'claude_desktop' | 'web' | 'mobile' | 'cli' | 'other';
+
+export interface DevicesTable {
+  id: string;
+  chitty_id: string;
+  name: string;
+  type: DeviceType;
+  created_at: string;
+  updated_at: string;
+  removed_at: string | null;
+}
+
+export interface SyncDocumentsTable {
+  chitty_id: string;
+  server_id: string;
+  revision: number;
+  document: string;
+  updated_at: string;
+  updated_by_device: string | null;
+}
+
+export interface SyncRevisionsTable {
+  chitty_id: string;
+  server_id: string;
+  revision: number;
+  document: string;
+}
+
+export interface SyncChangesTable {
+  seq: Generated<number>;
+  chitty_id: string;
+  server_id: string;
+  revision: number;
+  fields: string;
+  device_id: string | null;
+  at: string;
+}
+
+export interface SyncSessionsTable {
+  session_id: string;
+  chitty_id: string;
+  servers: string;
+  devices: string;
+  updated_at: string;
+}
+
+export interface SyncDatabase {
+  devices: DevicesTable;
+  sync_documents: SyncDocumentsTable;
+  sync_revisions: SyncRevisionsTable;
+  sync_changes: SyncChangesTable;
+  sync_sessions: SyncSessionsTable;
+}
+
+export interface Database extends OAuthDatabase, PortalDatabase, GatewayDatabase, SyncDatabase {
   identities: IdentitiesTable;
   accounts: AccountsTable;
   api_keys: ApiKeysTable;

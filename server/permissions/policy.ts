@@ -25,6 +25,7 @@ export const ROLES: Record<string, readonly string[]> = {
     'tokens:validate',
     'portal:servers:read',
     'portal:servers:use',
+    'sync:*',
   ],
   readonly: [
     'identity:ids:read',
@@ -39,6 +40,9 @@ export const ROLES: Record<string, readonly string[]> = {
     'oauth:grants:read',
     'tokens:validate',
     'portal:servers:read',
+    'sync:devices:read',
+    'sync:sessions:read',
+    'sync:state:read:*',
   ],
 };
 

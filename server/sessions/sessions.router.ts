@@ -2,12 +2,14 @@ import { ORPCError } from '@orpc/server';
 import type { SessionsTable } from '../db/schema';
 import { nowIso } from '../lib/time';
 import { authzOf, os } from '../orpc';
+import { publish } from '../sync/hub';
 import { findSession, listSessions, updateSessionRevoked } from './sessions.store';
 
 const toSession = (row: SessionsTable, currentId: string | null) => ({
   session_id: row.id,
   chitty_id: row.chitty_id,
   device_name: row.device_name,
+  device_id: row.device_id ?? null,
   user_agent: row.user_agent,
   ip: row.ip,
   client: row.client,
@@ -34,6 +36,8 @@ export const sessions = {
     context.audit.target = row.id;
     if (row.chitty_id !== authz.principal.chittyId && !(await authz.can('sessions:revoke:any'))) throw notFound;
     await updateSessionRevoked(context.db, row.id, nowIso());
+    // Remote termination reaches the user's devices live; streams opened with this session close.
+    await publish(context.env, row.chitty_id, { event: { type: 'session_terminated', session_id: row.id, device_id: row.device_id ?? null }, close: { session_ids: [row.id] } });
     return toSession((await findSession(context.db, row.id))!, authz.principal.sessionId);
   }),
 };

@@ -41,6 +41,13 @@ async function newServer(admin: Caller) {
   return server_id;
 }
 
+/** A registered device of the caller (not bound to its session). */
+async function newDevice(admin: Caller): Promise<string> {
+  const res = await rest('POST', '/v1/devices', { name: 'Parity phone', type: 'mobile', bind_session: false }, admin.token);
+  if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+  return res.body.device_id as string;
+}
+
 const withServer = (make: (serverId: string) => Record<string, unknown>): Fixture => async (a) => {
   const id = await newServer(a);
   return { input: make(id), volatile: [id] };
@@ -171,4 +178,26 @@ export const fixtures: Record<string, Fixture> = {
     await connectUpstream(await portalBrowser(), server_id);
     return { input: { server_id }, volatile: [server_id] };
   },
+
+  'devices.register': async () => ({ input: { name: 'Parity laptop', type: 'claude_desktop', bind_session: false } }),
+  'devices.list': async () => ({ input: {} }),
+  'devices.rename': async (a) => ({ input: { device_id: await newDevice(a), name: 'Renamed laptop' } }),
+  'devices.remove': async (a) => ({ input: { device_id: await newDevice(a) } }),
+  'sync.get': async (a) => {
+    const server_id = unique('st-').toLowerCase();
+    await rest('PUT', `/v1/sync/state/${server_id}`, { base_revision: 0, document: { theme: 'dark' } }, a.token);
+    return { input: { server_id }, volatile: [server_id] };
+  },
+  'sync.push': async () => {
+    const server_id = unique('st-').toLowerCase();
+    return { input: { server_id, base_revision: 0, document: { theme: 'dark', tabs: ['a', 'b'] } }, volatile: [server_id] };
+  },
+  'sync.pull': async () => ({ input: { cursor: '999999999', limit: 10 } }),
+  'sync.force': async (a) => ({ input: { device_id: await newDevice(a) } }),
+  'sync.session': async () => {
+    const res = await rest('POST', '/v1/accounts/sign-in', { username: 'admin', password: ADMIN_PASSWORD, device_name: 'Parity sync' });
+    return { input: { session_id: res.body.session_id, servers: ['srv-a', 'srv-b'] } };
+  },
+  'sync.sessions': async () => ({ input: {} }),
+  'sync.createToken': withServer((server_id) => ({ server_id, name: 'Parity sync token' })),
 };

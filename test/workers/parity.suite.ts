@@ -13,7 +13,7 @@ import { admin, apiKey, mcp, rest, type Caller } from './helpers';
  */
 const allEntries = walkContract(contract);
 
-const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt)_[0-9a-z]{26}$/;
+const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt|dev)_[0-9a-z]{26}$/;
 /** Values a procedure makes at random by design (PKCE verifier, state). */
 const RANDOM_KEYS = ['state', 'code_verifier', 'code_challenge', 'authorization_url'];
 /** server.json names embed the server id, which each door's fixture makes fresh. */
@@ -35,6 +35,9 @@ function normalize(value: unknown, volatile: string[], stable: string[], key = '
   if (volatile.includes(value)) return '<volatile>';
   const suffix = VOLATILE_SUFFIX.exec(value);
   if (suffix && volatile.some((v) => value.endsWith(`/${v}`))) return `${suffix[1]}/<volatile>`;
+  // Permissions and scopes naming a fresh server (sync tokens: sync:state:read:{server_id}).
+  const scoped = volatile.find((v) => value.endsWith(`:${v}`));
+  if (scoped) return `${value.slice(0, -scoped.length)}<volatile>`;
   if (/^(cs|crt)_[A-Za-z0-9]{40,}$/.test(value)) return '<secret>';
   if (stable.includes(value)) return value;
   const id = ID.exec(value);
