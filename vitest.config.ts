@@ -21,6 +21,8 @@ export default defineConfig({
                 CF_ACCESS_TEAM_DOMAIN: accessKey.team,
                 CF_ACCESS_AUD: accessKey.aud,
                 GATEWAY_DOMAIN: 'gw.chittyauth.test',
+                // Sync streams send their keep-alive often here, so a test sees one.
+                SYNC_HEARTBEAT_MS: '200',
               },
               outboundService: thirdParties,
             },

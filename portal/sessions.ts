@@ -58,16 +58,21 @@ export function renderSessions(ctx: PageContext): void {
       const { items } = await client.sessions.list({ ...(subject ? { chitty_id: subject } : {}), include_ended: includeEnded });
       if (!ctx.alive()) return;
       if (!items.length) return void fill(listEl, empty(h('p', null, 'No sessions.')));
+      // Grouped by registered device (sync: devices) where the session was issued to one, else by the name
+      // the sign-in gave; each group is headed by the device's name.
       const groups = new Map<string, Session[]>();
+      const names = new Map<string, string>();
       for (const s of items) {
-        const device = s.device_name ?? 'Unknown device';
-        groups.set(device, [...(groups.get(device) ?? []), s]);
+        const key = s.device_id ?? `name:${s.device_name ?? ''}`;
+        if (!names.has(key)) names.set(key, s.device_name ?? 'Unknown device');
+        groups.set(key, [...(groups.get(key) ?? []), s]);
       }
       // The device of the current session first.
       const ordered = [...groups].sort(([, a], [, b]) => Number(b.some((s) => s.current)) - Number(a.some((s) => s.current)));
       fill(
         listEl,
-        ordered.map(([device, sessions]) => {
+        ordered.map(([key, sessions]) => {
+          const device = names.get(key)!;
           const id = uid('dev');
           return h(
             'section',

@@ -29,6 +29,8 @@ export interface TestServer {
   setupToken: string;
   logs(): string;
   stop(): Promise<void>;
+  /** Stops wrangler dev and starts it again on the same port, state directory and secrets. */
+  restart(): Promise<void>;
   /** A JSON request to the server; the body is parsed when it is JSON. */
   rest<T = any>(method: string, path: string, body?: unknown, token?: string): Promise<RestResponse<T>>;
   /** Bootstraps the admin (once) and signs it in. */
@@ -54,16 +56,20 @@ export async function startTestServer(options: { vars?: Record<string, string> }
     await server?.stop();
     rmSync(persistTo, { recursive: true, force: true });
   };
+  const vars = { ENCRYPTION_KEY: generateSecret(), SETUP_TOKEN: setupToken, ENVIRONMENT: 'development', ...options.vars };
   try {
     await migrate({ persistTo });
-    server = await startWrangler({
-      persistTo,
-      vars: { ENCRYPTION_KEY: generateSecret(), SETUP_TOKEN: setupToken, ENVIRONMENT: 'development', ...options.vars },
-    });
+    server = await startWrangler({ persistTo, vars });
   } catch (error) {
     await cleanup();
     throw error;
   }
+  const restart = async () => {
+    const port = server!.port;
+    await server!.stop();
+    server = undefined;
+    server = await startWrangler({ persistTo, vars, port });
+  };
   const { url } = server;
   const logs = () => server?.logs() ?? '';
 
@@ -119,5 +125,5 @@ export async function startTestServer(options: { vars?: Record<string, string> }
     return res.body.api_key as string;
   };
 
-  return { url, persistTo, setupToken, logs, stop: cleanup, rest, admin, account, apiKey };
+  return { url, persistTo, setupToken, logs, stop: cleanup, restart, rest, admin, account, apiKey };
 }
