@@ -3,6 +3,8 @@ import { nowIso } from './lib/time';
 
 /** How long ended rows are kept (for the dashboard and investigations) before deletion. */
 const RETAIN_MS = 30 * 86_400_000;
+/** How long the sync change log is kept (pull since a cursor). */
+export const SYNC_CHANGES_RETAIN_MS = 90 * 86_400_000;
 
 /**
  * The scheduled handler: deletes expired and long-ended rows. Audit events are never deleted here
@@ -11,6 +13,11 @@ const RETAIN_MS = 30 * 86_400_000;
 export async function cleanupExpired(db: DB, now = Date.now()) {
   const at = nowIso(now);
   const horizon = nowIso(now - RETAIN_MS);
+  // What a session spans (sync_session) goes with the session.
+  const syncSessions = await db
+    .deleteFrom('sync_sessions')
+    .where('session_id', 'in', db.selectFrom('sessions').select('id').where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)])))
+    .executeTakeFirst();
   const sessions = await db
     .deleteFrom('sessions')
     .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
@@ -30,7 +37,11 @@ export async function cleanupExpired(db: DB, now = Date.now()) {
     .executeTakeFirst();
   const limits = await db.deleteFrom('rate_limits').where('window_ends', '<', at).executeTakeFirst();
   const states = await db.deleteFrom('gateway_auth_states').where('expires_at', '<', at).executeTakeFirst();
+  // The sync change log keeps SYNC_CHANGES_RETAIN_MS; a device whose cursor is older reads each state afresh.
+  const changes = await db.deleteFrom('sync_changes').where('at', '<', nowIso(now - SYNC_CHANGES_RETAIN_MS)).executeTakeFirst();
   return {
+    sync_sessions: Number(syncSessions.numDeletedRows),
+    sync_changes: Number(changes.numDeletedRows),
     gateway_auth_states: Number(states.numDeletedRows),
     oauth_codes: Number(codes.numDeletedRows),
     oauth_clients: Number(clients.numDeletedRows),
