@@ -22,6 +22,8 @@ export interface Env {
   CF_ACCESS_AUD?: string;
   /** Parent domain of the gateway's hostname routes: {base32(upstream domain)}-enc.{GATEWAY_DOMAIN}. */
   GATEWAY_DOMAIN?: string;
+  /** Seconds between the gateway's heartbeat pings on WebSocket tunnels (default 30). */
+  GATEWAY_WS_HEARTBEAT_SECONDS?: string;
   /** Extra browser origins allowed to call /mcp (space or comma separated). */
   ALLOWED_ORIGINS?: string;
 }
