@@ -9,14 +9,16 @@ import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
 import { handleCallback, handleConnect } from './gateway/connect.page';
-import { handleGateway, hostRoute, pathRoute } from './gateway/gateway.proxy';
+import { handleGateway, hostRoute, pathRoute, type GatewayRoute } from './gateway/gateway.proxy';
+import { handleLegacyMessage, handleLegacySse, legacyHostRoute, legacyPathRoute, type LegacyRoute } from './gateway/legacy-sse';
+import { handleWebSocket } from './gateway/websocket';
 import { domainOfHost, gatewayHost, MAX_ENCODED_DOMAIN } from './gateway/hostname';
 import { handleAuthorize } from './oauth/authorize';
 import { oauthErrorResponse, OAuthError } from './oauth/errors';
 import { authorizationServerMetadata, mcpResource, protectedResourceMetadata } from './oauth/metadata';
 import { handleRegister } from './oauth/register';
 import { handleIntrospect, handleRevoke } from './oauth/revoke';
-import { gatewayResource } from './oauth/params';
+import { gatewayResource, legacyGatewayResource } from './oauth/params';
 import { handleToken } from './oauth/token';
 import { publicJwks } from './jwt/keys';
 import { recheckServers } from './portal/health';
@@ -96,6 +98,7 @@ function withHeaders(response: Response, edit: (headers: Headers) => void): Resp
 
 /** API responses may carry secrets (API keys, tokens): never cached, never sniffed. */
 function secure(response: Response): Response {
+  if (response.webSocket) return response; // a 101 switching protocols carries no body to protect
   return withHeaders(response, (h) => {
     if (!h.has('cache-control')) h.set('cache-control', 'no-store');
     h.set('x-content-type-options', 'nosniff');
@@ -138,8 +141,11 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/.well-known/oauth-protected-resource/mcp' || pathname === '/.well-known/oauth-protected-resource') {
     return json(protectedResourceMetadata(env, mcpResource(env)), 200, PUBLIC_JSON);
   }
-  const gatewayMetadata = /^\/\.well-known\/oauth-protected-resource\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
-  if (gatewayMetadata) return json(protectedResourceMetadata(env, gatewayResource(env, gatewayMetadata[1]!)), 200, PUBLIC_JSON);
+  const gatewayMetadata = /^\/\.well-known\/oauth-protected-resource\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/(mcp|sse)$/.exec(pathname);
+  if (gatewayMetadata) {
+    const resource = gatewayMetadata[2] === 'sse' ? legacyGatewayResource(env, gatewayMetadata[1]!) : gatewayResource(env, gatewayMetadata[1]!);
+    return json(protectedResourceMetadata(env, resource), 200, PUBLIC_JSON);
+  }
   if (pathname.startsWith('/oauth/')) return handleOAuth(request, env, pathname);
   if (pathname === '/.well-known/jwks.json') {
     return json(await publicJwks(env, getDb(env.DB)), 200, { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
@@ -184,6 +190,11 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const response = await handleGateway(request, env, getDb(env.DB), pathRoute(env, gateway[1]!), backgroundOf(ctx));
     return withCors(response, request);
   }
+  const otherTransport = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/(sse|message|ws)$/.exec(pathname);
+  if (otherTransport) {
+    if (request.method === 'OPTIONS') return mcpPreflight();
+    return gatewayTransport(request, env, ctx, otherTransport[2]!, legacyPathRoute(env, otherTransport[1]!), pathRoute(env, otherTransport[1]!));
+  }
   if (pathname === '/mcp') {
     if (request.method === 'OPTIONS') return mcpPreflight();
     return withCors(await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env))), request);
@@ -206,9 +217,23 @@ async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext
   if (url.pathname === '/.well-known/oauth-protected-resource/mcp' || url.pathname === '/.well-known/oauth-protected-resource') {
     return json(protectedResourceMetadata(env, route.resource), 200, PUBLIC_JSON);
   }
+  const legacy = legacyHostRoute(url.origin, route.serverId);
+  if (url.pathname === '/.well-known/oauth-protected-resource/sse') return json(protectedResourceMetadata(env, legacy.resource), 200, PUBLIC_JSON);
+  if (url.pathname === '/sse' || url.pathname === '/message' || url.pathname === '/ws') {
+    if (request.method === 'OPTIONS') return mcpPreflight();
+    return gatewayTransport(request, env, ctx, url.pathname.slice(1), legacy, route);
+  }
   if (url.pathname !== '/mcp') return notFound(url.pathname);
   if (request.method === 'OPTIONS') return mcpPreflight();
   return withCors(await handleGateway(request, env, db, route, backgroundOf(ctx)), request);
+}
+
+/** The gateway's other transports: legacy HTTP+SSE (its own resource) and the WebSocket tunnel into the /mcp resource. */
+async function gatewayTransport(request: Request, env: Env, ctx: ExecutionContext, kind: string, legacy: LegacyRoute, mcp: GatewayRoute): Promise<Response> {
+  const db = getDb(env.DB);
+  if (kind === 'ws') return handleWebSocket(request, env, db, mcp, backgroundOf(ctx));
+  const handler = kind === 'sse' ? handleLegacySse : handleLegacyMessage;
+  return withCors(await handler(request, env, db, legacy, backgroundOf(ctx)), request);
 }
 
 /** MCP responses readable by browser clients; the request's Origin was already checked by the endpoint. */

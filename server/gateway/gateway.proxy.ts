@@ -60,7 +60,7 @@ async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstr
  * RFC 6585 §4: 429 Too Many Requests, with Retry-After in delay-seconds (RFC 9110 §10.2.3). An MCP request
  * gets the reason as a JSON-RPC error too, so clients that only read the body learn which limit and when.
  */
-function rateLimited(d: Extract<Decision, { ok: false }>, serverId: string, message: RpcMessage | null): Response {
+export function rateLimited(d: Extract<Decision, { ok: false }>, serverId: string, message: RpcMessage | null): Response {
   const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
   const which = d.limit === 'per_user' ? `your limit of ${d.requests} requests per ${d.windowSeconds} s to ${serverId}` : `the limit of ${d.requests} requests per ${d.windowSeconds} s for all users of ${serverId}`;
   const text = `Rate limit exceeded: ${which}; retry after ${retryAfter} s`;

@@ -10,14 +10,19 @@ export const knownResources = (env: Env) => [mcpResource(env), apiResource(env)]
 /** `ISSUER/gw/<server id>/mcp`: every registered server's gateway route is a resource of its own. */
 export const gatewayResource = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/mcp`;
 
-/** `{scheme}://{base32(domain)}-enc.{GATEWAY_DOMAIN}/mcp`: a hostname route of the gateway. */
+/** `ISSUER/gw/<server id>/sse`: the route's legacy HTTP+SSE transport (MCP 2024-11-05), a resource of its own. */
+export const legacyGatewayResource = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/sse`;
+
+/** `{scheme}://{base32(domain)}-enc.{GATEWAY_DOMAIN}/mcp` (or `/sse`, its legacy SSE transport): a hostname route of the gateway. */
 function hostRouteResourceOf(env: Env, url: URL): string | undefined {
-  return url.pathname === '/mcp' && !url.search && domainOfHost(url.host, env.GATEWAY_DOMAIN) ? `${url.protocol}//${url.host.toLowerCase()}/mcp` : undefined;
+  const path = url.pathname === '/mcp' || url.pathname === '/sse' ? url.pathname : null;
+  return path && !url.search && domainOfHost(url.host, env.GATEWAY_DOMAIN) ? `${url.protocol}//${url.host.toLowerCase()}${path}` : undefined;
 }
 
 function gatewayResourceOf(env: Env, canonical: string): string | undefined {
-  const m = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(canonical.slice(env.ISSUER.length));
-  return canonical.startsWith(`${env.ISSUER}/gw/`) && m ? gatewayResource(env, m[1]!) : undefined;
+  const m = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/(mcp|sse)$/.exec(canonical.slice(env.ISSUER.length));
+  if (!canonical.startsWith(`${env.ISSUER}/gw/`) || !m) return undefined;
+  return m[2] === 'sse' ? legacyGatewayResource(env, m[1]!) : gatewayResource(env, m[1]!);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
-import { ADMIN_PASSWORD, ORIGIN, rest, type Caller } from './helpers';
-import { Browser, field } from './oauth-helpers';
+import { ADMIN_PASSWORD, ORIGIN, query, rest, type Caller } from './helpers';
+import { authorizeAsBrowser, Browser, field, REDIRECT, registerClient, token } from './oauth-helpers';
 
 /** A browser signed in to the portal. */
 export async function portalBrowser(username = 'admin', password = ADMIN_PASSWORD) {
@@ -34,4 +34,42 @@ export async function connectUpstream(browser: Browser, serverId: string) {
   const callback = atUpstream.headers.get('location')!;
   const done = await browser.fetch(callback);
   return { authorizeUrl, callback: new URL(callback), status: done.status, html: await done.text() };
+}
+
+/** An OAuth access token (authorization code + PKCE through the real pages) whose audience is `resource`. */
+export async function resourceToken(resource: string, who: { username: string; password: string } = { username: 'admin', password: ADMIN_PASSWORD }) {
+  const client = await registerClient();
+  const flow = await authorizeAsBrowser({ clientId: client.body.client_id, resource, username: who.username, password: who.password, browser: new Browser() });
+  const t = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, client_id: client.body.client_id, redirect_uri: REDIRECT, resource });
+  expect(t.status).toBe(200);
+  return t.body.access_token as string;
+}
+
+/** Registers an upstream as `root`; returns its server id. */
+export async function registerGatewayUpstream(root: Caller, mcp: string, o: { auth?: Record<string, unknown>; transport?: 'streamable-http' | 'sse'; prefix?: string } = {}) {
+  const server_id = `${o.prefix ?? 'gwx'}-${++n}-${crypto.randomUUID().slice(0, 6)}`;
+  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Upstream', endpoints: { mcp }, transport: o.transport ?? 'streamable-http', auth: o.auth ?? { type: 'none' } }, root.token);
+  expect(res.status).toBe(200);
+  return server_id;
+}
+
+/** Denies `tool` to the role `user` on a server (everyone else keeps the defaults). */
+export async function denyToolForUsers(root: Caller, serverId: string, tool: string) {
+  const res = await rest('PUT', `/v1/servers/${serverId}/policy`, {
+    access: { view: ['admin', 'user'], connect: ['admin', 'user'], call: ['admin', 'user'], admin: ['admin'] },
+    tools: [{ tool, effect: 'deny', role: 'user' }],
+  }, root.token);
+  expect(res.status).toBe(200);
+}
+
+/** gateway.call audit events of one user, polled because routine ones are written after the response. */
+export async function gatewayAudit(chittyId: string, atLeast: number): Promise<{ outcome: string; detail: Record<string, any> }[]> {
+  let events: { outcome: string; detail: Record<string, any> }[] = [];
+  for (let i = 0; i < 40; i++) {
+    const rows = await query<{ outcome: string; detail: string }>("SELECT outcome, detail FROM audit_events WHERE action = 'gateway.call' AND actor = ? ORDER BY seq", chittyId);
+    events = rows.map((r) => ({ outcome: r.outcome, detail: JSON.parse(r.detail) }));
+    if (events.length >= atLeast) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return events;
 }
