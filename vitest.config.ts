@@ -23,6 +23,8 @@ export default defineConfig({
                 GATEWAY_DOMAIN: 'gw.chittyauth.test',
                 // Sync streams send their keep-alive often here, so a test sees one.
                 SYNC_HEARTBEAT_MS: '200',
+                // Short, so WebSocket heartbeat tests need not wait 30 s.
+                GATEWAY_WS_HEARTBEAT_SECONDS: '0.4',
               },
               outboundService: thirdParties,
             },

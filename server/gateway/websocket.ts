@@ -91,7 +91,8 @@ class Tunnel {
 
   start() {
     this.socket.addEventListener('message', (event) => void this.onMessage(event.data).catch((error) => this.close(CLOSE.upstream, `gateway error: ${errorText(error)}`)));
-    this.socket.addEventListener('close', () => this.cleanup());
+    // RFC 6455 §5.5.1: an endpoint that receives a Close frame sends one back.
+    this.socket.addEventListener('close', () => this.close(CLOSE.normal, 'closed by the client'));
     this.socket.addEventListener('error', () => this.cleanup());
     this.heartbeat = setInterval(() => this.beat(), heartbeatMs(this.env));
   }
@@ -128,7 +129,7 @@ class Tunnel {
     this.session = null;
     if (session) {
       // Streamable HTTP: clients that no longer need a session SHOULD end it with DELETE.
-      this.waitUntil(this.upstream('DELETE', undefined, new AbortController()).then((r) => r?.body?.cancel(), () => undefined));
+      this.waitUntil(this.upstream('DELETE', undefined, new AbortController()).then((r) => r?.body?.cancel()));
     }
   }
 
