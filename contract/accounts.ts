@@ -22,7 +22,11 @@ export const AccountSchema = v.object({
   created_at: TimestampSchema,
 });
 
-const TOO_MANY_REQUESTS = { status: 429, message: 'Too many failed sign-ins; try again later' } as const;
+const TOO_MANY_REQUESTS = {
+  status: 429,
+  message: 'Too many sign-in attempts; try again later',
+  data: v.object({ retry_after: v.pipe(v.number(), v.description('Seconds until the throttle window ends (also the Retry-After header)')) }),
+} as const;
 
 export const bootstrapAccount = base
   .route({
@@ -148,7 +152,7 @@ export const signIn = base
     tags: ['Accounts'],
     summary: 'Sign in',
     description:
-      'Signs in with username and password and starts a session. Returns a bearer access token for this API, valid until the session expires or is revoked.',
+      'Signs in with username and password and starts a session. Returns a bearer access token for this API, valid until the session expires or is revoked. Attempts are throttled per username and client address (10 per 15 minutes), per username (100) and per address (30), before any password is checked: over a limit the answer is 429 with `Retry-After`, the same for every username, known or not.',
   })
   .meta({ tool: null, permission: null, public: true, audit: true })
   .errors({ INVALID_CREDENTIALS: { status: 401, message: 'Wrong username or password' }, TOO_MANY_REQUESTS })
@@ -170,6 +174,20 @@ export const signIn = base
     }),
   );
 
+export const unlockAccount = base
+  .route({
+    method: 'POST',
+    path: '/accounts/{chitty_id}/unlock',
+    tags: ['Accounts'],
+    summary: 'Unlock an account',
+    description:
+      "Clears the sign-in throttle of an account's username (from every address), so it can sign in again at once after too many failed attempts. Per-address limits across usernames are not changed.",
+  })
+  .meta({ tool: 'unlock_account', permission: 'accounts:users:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ chitty_id: ChittyIdSchema }))
+  .output(v.object({ unlocked: v.pipe(v.boolean(), v.description('Whether recent failed attempts were counted against the username (now cleared)')) }));
+
 export const accounts = {
   bootstrap: bootstrapAccount,
   create: createAccount,
@@ -179,5 +197,6 @@ export const accounts = {
   setPassword,
   disable: disableAccount,
   enable: enableAccount,
+  unlock: unlockAccount,
   signIn,
 };

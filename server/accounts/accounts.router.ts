@@ -23,6 +23,7 @@ import {
   type AccountRow,
 } from './accounts.store';
 import { signInWithPassword } from './sign-in';
+import { unlockUsername } from './throttle';
 
 const toAccount = (row: AccountRow, roles: string[]) => ({
   chitty_id: row.chitty_id,
@@ -152,6 +153,15 @@ export const accounts = {
     return accountOut(context.db, input.chitty_id);
   }),
 
+  unlock: os.accounts.unlock.handler(async ({ input, context }) => {
+    const account = await findAccount(context.db, input.chitty_id);
+    if (!account) throw new ORPCError('NOT_FOUND', { status: 404, message: `No account for ${input.chitty_id}` });
+    const cleared = await unlockUsername(context.db, account.username);
+    context.audit.target = input.chitty_id;
+    context.audit.detail = { username: account.username, counters_cleared: cleared };
+    return { unlocked: cleared > 0 };
+  }),
+
   enable: os.accounts.enable.handler(async ({ input, context }) => {
     await accountOut(context.db, input.chitty_id);
     await updateIdentityStatus(context.db, input.chitty_id, 'active', nowIso());
@@ -173,7 +183,9 @@ export const accounts = {
     context.audit.target = result.chittyId;
     if (!result.ok) {
       if (result.reason === 'unknown_device') throw invalidInput('device_id', 'no such device of this account (register one with POST /v1/devices)');
-      if (result.reason === 'locked') throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: 'Too many failed sign-ins; try again later' });
+      if (result.reason === 'throttled') {
+        throw new ORPCError('TOO_MANY_REQUESTS', { status: 429, message: `Too many sign-in attempts; try again in ${result.retryAfter} s`, data: { retry_after: result.retryAfter } });
+      }
       throw new ORPCError('INVALID_CREDENTIALS', { status: 401, message: 'Wrong username or password' });
     }
     context.audit.actor = result.chittyId;

@@ -1,8 +1,11 @@
 import { env } from 'cloudflare:test';
+import { base64url } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { ADMIN_PASSWORD, admin, apiKey, auditHead, auditSince, count, mcp, mcpSessionToken, query, rest, snapshotDatabase, user } from '../../test/workers/helpers';
 
 const PASSWORD = 'a long enough password';
+const attemptsOf = async (username: string) =>
+  Number((await query("SELECT COALESCE(SUM(count), 0) AS n FROM rate_limits WHERE key LIKE ?", `signin:ua:${username.toLowerCase()}:%`))[0]!.n);
 const accountRow = async (chittyId: string) => (await query('SELECT * FROM accounts WHERE chitty_id = ?', chittyId))[0]!;
 const signIn = (username: string, password: string) => rest('POST', '/v1/accounts/sign-in', { username, password });
 
@@ -111,23 +114,24 @@ describe('accounts.signIn', () => {
     expect(me.body).toMatchObject({ chitty_id: u.chittyId, credential: 'session', credential_id: res.body.session_id });
   });
 
-  it('answers 401, starts no session and counts the failure when the password is wrong', async () => {
+  it('answers 401, starts no session and counts the attempt when the password is wrong', async () => {
     const u = await user();
     const sessions = await count('sessions');
     const res = await signIn(u.username, 'the wrong password');
     expect(res.status).toBe(401);
+    expect(res.body.code).toBe('INVALID_CREDENTIALS');
     expect(await count('sessions')).toBe(sessions);
-    expect((await accountRow(u.chittyId)).failed_attempts).toBe(1);
+    expect(await attemptsOf(u.username)).toBe(1);
     await signIn(u.username, 'the wrong password again');
-    expect((await accountRow(u.chittyId)).failed_attempts).toBe(2);
+    expect(await attemptsOf(u.username)).toBe(2);
   });
 
-  it('resets the failure count on a successful sign-in', async () => {
+  it('clears the attempts of its username and address on a successful sign-in', async () => {
     const u = await user();
     await signIn(u.username, 'the wrong password');
-    expect((await accountRow(u.chittyId)).failed_attempts).toBe(1);
+    expect(await attemptsOf(u.username)).toBe(1);
     expect((await signIn(u.username, u.password)).status).toBe(200);
-    expect((await accountRow(u.chittyId)).failed_attempts).toBe(0);
+    expect(await attemptsOf(u.username)).toBe(0);
   });
 
   it('answers 401 with the same message for an unknown username', async () => {
@@ -135,25 +139,74 @@ describe('accounts.signIn', () => {
     const unknown = await signIn('nobody-here', PASSWORD);
     const wrong = await signIn(u.username, 'the wrong password');
     expect(unknown.status).toBe(401);
-    expect(unknown.body.message).toBe(wrong.body.message);
+    expect(unknown.body).toEqual(wrong.body);
   });
 
-  it('locks the account after 10 failures: 429 even with the right password', async () => {
+  it('throttles after 10 attempts: 429 with Retry-After even with the right password, and audits the lock once', async () => {
     const u = await user();
+    const head = await auditHead();
     for (let i = 0; i < 10; i++) expect((await signIn(u.username, `wrong password ${i}`)).status).toBe(401);
-    const row = await accountRow(u.chittyId);
-    expect(Date.parse(row.locked_until)).toBeGreaterThan(Date.now() + 14 * 60_000);
     const sessions = await count('sessions', 'chitty_id = ?', u.chittyId);
     const locked = await signIn(u.username, u.password);
     expect(locked.status).toBe(429);
     expect(locked.body.code).toBe('TOO_MANY_REQUESTS');
+    const retryAfter = Number(locked.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(15 * 60);
+    expect(locked.body.data).toEqual({ retry_after: retryAfter });
     expect(await count('sessions', 'chitty_id = ?', u.chittyId)).toBe(sessions);
+    expect((await signIn(u.username, u.password)).status).toBe(429);
+    const locks = (await auditSince(head)).filter((e) => e.action === 'accounts.lock');
+    expect(locks).toHaveLength(1);
+    expect(JSON.parse(locks[0]!.detail)).toMatchObject({ username: u.username, limit: 'username_address' });
   });
 
-  it('signs in again once the lock has passed', async () => {
+  it('signs in again once the window of the failures has passed', async () => {
     const u = await user();
-    await env.DB.prepare('UPDATE accounts SET locked_until = ? WHERE chitty_id = ?').bind(new Date(Date.now() - 1000).toISOString(), u.chittyId).run();
+    // Failures counted in an earlier window do not count now.
+    const earlier = Math.floor(Date.now() / 1000 / 900) - 1;
+    await env.DB.prepare('INSERT INTO rate_limits (key, count, window_ends) VALUES (?, 50, ?)').bind(`signin:ua:${u.username.toLowerCase()}:unknown:${earlier}`, new Date(Date.now() + 60_000).toISOString()).run();
     expect((await signIn(u.username, u.password)).status).toBe(200);
+  });
+});
+
+describe('password hash upgrade', () => {
+  it('replaces a hash made with older parameters at the next successful sign-in', async () => {
+    const u = await user();
+    // The stored form of the same password with 1,000 iterations, as an older release might have written it.
+    const salt = crypto.getRandomValues(new Uint8Array(16));
+    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(u.password.normalize('NFKC')), 'PBKDF2', false, ['deriveBits']);
+    const bits = new Uint8Array(await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations: 1000 }, key, 256));
+    const old = `pbkdf2-sha256$1000$${base64url.encode(salt)}$${base64url.encode(bits)}`;
+    await env.DB.prepare('UPDATE accounts SET password_hash = ? WHERE chitty_id = ?').bind(old, u.chittyId).run();
+    expect((await signIn(u.username, 'not the password')).status).toBe(401);
+    expect((await accountRow(u.chittyId)).password_hash).toBe(old);
+    expect((await signIn(u.username, u.password)).status).toBe(200);
+    expect((await accountRow(u.chittyId)).password_hash).toMatch(/^pbkdf2-sha256\$100000\$/);
+    expect((await signIn(u.username, u.password)).status).toBe(200);
+  });
+});
+
+describe('accounts.unlock', () => {
+  it('lets a throttled account sign in again at once, and is audited', async () => {
+    const root = await admin();
+    const u = await user();
+    for (let i = 0; i < 11; i++) await signIn(u.username, `wrong password ${i}`);
+    expect((await signIn(u.username, u.password)).status).toBe(429);
+    const head = await auditHead();
+    const res = await rest('POST', `/v1/accounts/${u.chittyId}/unlock`, {}, root.token);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ unlocked: true });
+    expect((await signIn(u.username, u.password)).status).toBe(200);
+    const [event] = (await auditSince(head)).filter((e) => e.action === 'accounts.unlock');
+    expect(event).toMatchObject({ actor: root.chittyId, target: u.chittyId, outcome: 'success' });
+  });
+
+  it('is refused to a plain user and answers 404 for an unknown account', async () => {
+    const root = await admin();
+    const u = await user();
+    expect((await rest('POST', `/v1/accounts/${root.chittyId}/unlock`, {}, u.token)).status).toBe(403);
+    expect((await rest('POST', '/v1/accounts/CHITTY-PEO-ZZZZZZZZZZ-ZZZ/unlock', {}, root.token)).status).toBe(404);
   });
 });
 

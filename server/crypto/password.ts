@@ -24,9 +24,19 @@ export async function hashPassword(password: string): Promise<string> {
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, iterations, salt, hash] = stored.split('$');
   if (scheme !== 'pbkdf2-sha256' || !iterations || !salt || !hash) return false;
+  passwordHashStats.verifications++;
   const candidate = await derive(password, base64url.decode(salt), Number(iterations));
   return timingSafeEqualStrings(base64url.encode(candidate), hash);
 }
+
+/** Whether a stored hash was made with other parameters than today's (it is replaced at the next sign-in). */
+export function needsRehash(stored: string): boolean {
+  const [scheme, iterations] = stored.split('$');
+  return scheme !== 'pbkdf2-sha256' || Number(iterations) !== ITERATIONS;
+}
+
+/** How many password hashes this isolate has computed: tests count them (the throttle bounds them). */
+export const passwordHashStats = { verifications: 0 };
 
 /** A hash to compare against when the username is unknown, so timing does not reveal which usernames exist. */
 export const DUMMY_PASSWORD_HASH = `pbkdf2-sha256$${ITERATIONS}$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;

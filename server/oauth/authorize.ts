@@ -1,4 +1,4 @@
-import { signInWithPassword } from '../accounts/sign-in';
+import { signInWithPassword, throttledMessage } from '../accounts/sign-in';
 import { insertAuditEvent } from '../audit/audit.store';
 import { authenticate, type Principal } from '../auth/authenticate';
 import type { DB } from '../db/schema';
@@ -207,8 +207,10 @@ async function authorizePost(request: Request, env: Env, db: DB, url: URL): Prom
     await insertAuditEvent(db, { actor: result.chittyId ?? 'anonymous', action: 'oauth.login', target: client.client_id, door: 'oauth', outcome: result.ok ? 'success' : 'failure', detail: { username, ...(result.ok ? { session_id: result.sessionId } : { reason: result.reason }) } });
     if (!result.ok) {
       const csrf = await sign(secret, 'login', nonce, {}, REQUEST_TTL_S);
-      const message = result.reason === 'locked' ? 'Too many failed sign-ins. Try again in 15 minutes.' : 'Wrong username or password.';
-      return html(loginPage({ action: `${url.origin}/oauth/authorize`, csrf, request: form.get('request')!, clientName: client.client_name, error: message, username }), result.reason === 'locked' ? 429 : 401, formPageHeaders(req.redirect_uri));
+      const throttled = result.reason === 'throttled';
+      const message = throttled ? throttledMessage(result.retryAfter) : 'Wrong username or password.';
+      const headers = { ...formPageHeaders(req.redirect_uri), ...(throttled ? { 'retry-after': String(result.retryAfter) } : {}) };
+      return html(loginPage({ action: `${url.origin}/oauth/authorize`, csrf, request: form.get('request')!, clientName: client.client_name, error: message, username }), throttled ? 429 : 401, headers);
     }
     const user = await currentUserFromToken(env, db, result.token);
     return continueRequest(env, db, request, url, req, client, { 'set-cookie': setCookie(env, url, SESSION_COOKIE, result.token, result.expiresIn) }, user);

@@ -3,6 +3,7 @@ import { randomSecret, sha256Hex } from '../crypto/hash';
 import type { DB, OAuthClientsTable } from '../db/schema';
 import type { Env } from '../env';
 import { newId } from '../lib/ids';
+import { hitCounters } from '../lib/rate-limits';
 import { isoIn, nowIso } from '../lib/time';
 import { checkRedirectUri } from './clients';
 import { noStoreJson, OAuthError } from './errors';
@@ -75,19 +76,6 @@ export function validateClientMetadata(body: Record<string, unknown>) {
   };
 }
 
-/** A fixed-window counter in D1, so the limit holds across isolates. */
-async function overLimit(db: DB, key: string, limit: number, windowSeconds: number): Promise<boolean> {
-  const now = nowIso();
-  const windowKey = `${key}:${Math.floor(Date.now() / 1000 / windowSeconds)}`;
-  await db
-    .insertInto('rate_limits')
-    .values({ key: windowKey, count: 1, window_ends: isoIn(windowSeconds) })
-    .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ count: eb('rate_limits.count', '+', 1) })))
-    .execute();
-  const row = await db.selectFrom('rate_limits').select(['count', 'window_ends']).where('key', '=', windowKey).executeTakeFirst();
-  return !!row && row.window_ends > now && row.count > limit;
-}
-
 export async function handleRegister(request: Request, env: Env, db: DB): Promise<Response> {
   if (request.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405, { allow: 'POST' });
   if (!(request.headers.get('content-type') ?? '').toLowerCase().startsWith('application/json')) throw new OAuthError('invalid_request', 'the body must be application/json');
@@ -103,8 +91,9 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
   const meta = validateClientMetadata(body as Record<string, unknown>);
 
   const ip = request.headers.get('cf-connecting-ip') ?? 'unknown';
-  if (await overLimit(db, `register:${ip}`, REGISTRATIONS_PER_HOUR, 3600)) {
-    throw new OAuthError('invalid_request', 'too many registrations from this address; try again later', 429, { 'retry-after': '3600' });
+  const [hit] = await hitCounters(db, [{ name: `register:${ip}`, windowSeconds: 3600 }]);
+  if (hit!.count > REGISTRATIONS_PER_HOUR) {
+    throw new OAuthError('invalid_request', 'too many registrations from this address; try again later', 429, { 'retry-after': String(hit!.retryAfter) });
   }
 
   const clientId = newId('cli');

@@ -1,4 +1,4 @@
-import { signInWithPassword, startSession } from '../accounts/sign-in';
+import { signInWithPassword, startSession, throttledMessage } from '../accounts/sign-in';
 import { insertAuditEvent } from '../audit/audit.store';
 import { authenticate } from '../auth/authenticate';
 import { sha256Hex } from '../crypto/hash';
@@ -116,8 +116,9 @@ export async function handlePortal(request: Request, env: Env, db: DB): Promise<
     const result = await signInWithPassword(env, db, { username, password: (form.get('password') ?? '').slice(0, 256), client: 'portal', deviceName: 'Portal', userAgent: request.headers.get('user-agent'), ip: request.headers.get('cf-connecting-ip') });
     await insertAuditEvent(db, { actor: result.chittyId ?? 'anonymous', action: 'portal.login', target: result.chittyId, door: 'oauth', outcome: result.ok ? 'success' : 'failure', detail: { username } });
     if (!result.ok) {
-      const message = result.reason === 'locked' ? 'Too many failed sign-ins. Try again in 15 minutes.' : 'Wrong username or password.';
-      return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), error: message, username, access, returnTo: safeReturn(form.get('return')) }), result.reason === 'locked' ? 429 : 401, { 'set-cookie': nonceCookie });
+      const throttled = result.reason === 'throttled';
+      const message = throttled ? throttledMessage(result.retryAfter) : 'Wrong username or password.';
+      return html(loginPage({ csrf: await sign(env.ENCRYPTION_KEY, 'portal-login', nonce, {}, FORM_TTL_S), error: message, username, access, returnTo: safeReturn(form.get('return')) }), throttled ? 429 : 401, { 'set-cookie': nonceCookie, ...(throttled ? { 'retry-after': String(result.retryAfter) } : {}) });
     }
     return redirect(safeReturn(form.get('return')), { 'set-cookie': setCookie(env, url, PORTAL_COOKIE, result.token, result.expiresIn) });
   }

@@ -79,6 +79,11 @@ export const fixtures: Record<string, Fixture> = {
     await rest('POST', `/v1/accounts/${chittyId}/disable`, {}, a.token);
     return { input: { chitty_id: chittyId }, volatile: [username] };
   },
+  'accounts.unlock': async (a) => {
+    const { username, chittyId } = await newAccount(a);
+    await rest('POST', '/v1/accounts/sign-in', { username, password: 'a wrong password' });
+    return { input: { chitty_id: chittyId }, volatile: [username] };
+  },
   'accounts.signIn': async (a) => {
     const { username } = await newAccount(a);
     return { input: { username, password: 'parity password 1', device_name: 'Parity laptop' }, volatile: [username] };

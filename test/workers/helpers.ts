@@ -15,7 +15,7 @@ export interface Caller {
 export type Answer = { status: number; body: any; headers: Headers };
 
 /** Status, headers and the body as JSON when it is JSON (else text). */
-async function answer(res: Response): Promise<Answer> {
+export async function answer(res: Response): Promise<Answer> {
   const text = await res.text();
   let parsed: unknown = text;
   try {
