@@ -1,6 +1,7 @@
 import { implement, ORPCError } from '@orpc/server';
 import { contract, type ProcedureMeta } from '../contract';
 import { insertAuditEvent, type Outcome } from './audit/audit.store';
+import { auditDenial } from './audit/denials';
 import { authenticate, type AuthFailure, type Principal } from './auth/authenticate';
 import { Authorizer, forbidden } from './auth/authorizer';
 import type { AuditNote, CallContext, RequestContext } from './context';
@@ -36,19 +37,25 @@ const guard = pub.middleware(async ({ context, next, path, procedure }) => {
       detail: { ...audit.detail, ...extra, ...(principal ? { credential: principal.credentialId } : {}) },
     });
 
-  try {
-    let authz: Authorizer | null = null;
-    if (!meta.public) {
-      const result = context.preauthenticated
-        ? ({ ok: true, principal: context.preauthenticated } as const)
-        : await authenticate(context.env, context.db, context.authorization, context.audience, context.waitUntil);
-      if (!result.ok) {
-        throw new ORPCError('UNAUTHORIZED', { status: 401, message: UNAUTHORIZED_MESSAGES[result.reason], data: { reason: result.reason } });
-      }
-      principal = result.principal;
-      authz = new Authorizer(context.db, principal, meta.permission);
-      if (meta.permission) await authz.require(meta.permission);
+  // Refusals before the procedure runs are audited by the one denial path every door shares (audit/denials.ts).
+  let authz: Authorizer | null = null;
+  if (!meta.public) {
+    const result = context.preauthenticated
+      ? ({ ok: true, principal: context.preauthenticated } as const)
+      : await authenticate(context.env, context.db, context.authorization, context.audience, context.waitUntil);
+    if (!result.ok) {
+      await auditDenial(context.db, context.door, { path, meta }, { code: 'UNAUTHORIZED', reason: result.reason });
+      throw new ORPCError('UNAUTHORIZED', { status: 401, message: UNAUTHORIZED_MESSAGES[result.reason], data: { reason: result.reason } });
     }
+    principal = result.principal;
+    authz = new Authorizer(context.db, principal, meta.permission);
+    if (meta.permission && !(await authz.can(meta.permission))) {
+      await auditDenial(context.db, context.door, { path, meta }, { code: 'FORBIDDEN', principal, permission: meta.permission });
+      throw forbidden(meta.permission);
+    }
+  }
+
+  try {
     const result = await next({ context: { principal, authz, audit } satisfies Omit<CallContext, keyof RequestContext> });
     if (meta.audit) await record('success');
     return result;

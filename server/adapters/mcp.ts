@@ -7,7 +7,8 @@ import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { contract } from '../../contract';
 import { buildToolManifest } from '../../contract/mcp-tools';
 import { authenticate } from '../auth/authenticate';
-import { challengeResponse, originAllowed, scopeFor } from '../oauth/challenge';
+import { challengeResponse, originAllowed, scopeFor, unauthorizedChallenge } from '../oauth/challenge';
+import { auditScopeRefusal, auditUnauthenticated } from './mcp-denials';
 import { scopesAllow } from '../permissions/policy';
 import { Authorizer } from '../auth/authorizer';
 import type { RequestContext } from '../context';
@@ -101,8 +102,8 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
   // MCP authorization: without a valid token, an HTTP 401 pointing at the protected resource metadata (RFC 9728 §5.1).
   const auth = await authenticate(env, context.db, context.authorization, context.audience, context.waitUntil);
   if (!auth.ok) {
-    if (auth.reason === 'missing') return challengeResponse(env, 401, {}, 'Authentication required: send Authorization: Bearer <token>');
-    return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}` }, `Invalid token: ${auth.reason}`);
+    await auditUnauthenticated(context, await request.text(), auth.reason);
+    return unauthorizedChallenge(env, auth.reason);
   }
   const authz = new Authorizer(context.db, auth.principal, null);
   // The body is read once (index.ts has capped its size): parsed here for the scope check and handed to the
@@ -115,7 +116,10 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
     body = undefined;
   }
   const stepUp = await insufficientScope(body ?? null, authz);
-  if (stepUp) return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
+  if (stepUp) {
+    await auditScopeRefusal(context, body, auth.principal);
+    return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
+  }
 
   const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   await mcpServer({ ...context, preauthenticated: auth.principal }, authz).connect(transport);

@@ -1,3 +1,4 @@
+import type { AuthFailure } from '../auth/authenticate';
 import type { Env } from '../env';
 import { isDevelopment } from './clients';
 import { resourceMetadataUrl, SCOPES_SUPPORTED } from './metadata';
@@ -44,4 +45,14 @@ export function originAllowed(env: Env & { ALLOWED_ORIGINS?: string }, origin: s
 /** The narrowest named scope that allows a permission, for an insufficient_scope challenge. */
 export function scopeFor(permission: string, allows: (scope: string, permission: string) => boolean): string {
   return SCOPES_SUPPORTED.find((s) => allows(s, permission)) ?? 'mcp:write';
+}
+
+/**
+ * The MCP resource's answer to a request without a valid credential (MCP authorization, RFC 9728 §5.1,
+ * RFC 6750 §3.1: `invalid_token` only when a token was presented). One answer for every MCP door: the HTTP
+ * door and the WebSocket door's refused upgrade.
+ */
+export function unauthorizedChallenge(env: Env, reason: AuthFailure): Response {
+  if (reason === 'missing') return challengeResponse(env, 401, {}, 'Authentication required: send Authorization: Bearer <token>');
+  return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${reason.replace('_', ' ')}` }, `Invalid token: ${reason}`);
 }

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { getDb } from '../db/schema';
 import type { Env } from '../env';
 import { signJwt } from '../jwt/tokens';
-import { admin, ADMIN_PASSWORD, callTool, count, mcp, ORIGIN, rest } from '../../test/workers/helpers';
+import { admin, ADMIN_PASSWORD, apiKey, auditHead, auditSince, callTool, count, mcp, ORIGIN, rest } from '../../test/workers/helpers';
 import { authorizeAsBrowser, Browser, fullFlow, MCP_RESOURCE, REDIRECT, registerClient, token } from '../../test/workers/oauth-helpers';
 
 /**
@@ -121,6 +121,24 @@ describe('/mcp', () => {
     // The same token may still do what mcp:read allows.
     const read = await callTool('check_permission', { permission: 'api_keys:generate' }, readOnly);
     expect(read.body.result.structuredContent).toMatchObject({ allowed: true });
+  });
+
+  it('audits an insufficient_scope refusal as the same denied event the guard writes through /v1', async () => {
+    const root = await admin();
+    const readKey = await apiKey(root, ['mcp:read']);
+    const events = async (call: () => Promise<{ status: number }>) => {
+      const head = await auditHead();
+      const status = (await call()).status;
+      return { status, events: (await auditSince(head)).map(({ actor, action, outcome, door, detail }) => ({ actor, action, outcome, door, detail: JSON.parse(detail) })) };
+    };
+    const viaMcp = await events(() => callTool('generate_api_key', { name: 'should not exist' }, readKey));
+    const viaRest = await events(() => rest('POST', '/v1/api-keys', { name: 'should not exist' }, readKey));
+    expect(viaMcp.status).toBe(403);
+    expect(viaRest.status).toBe(403);
+    const denied = { actor: root.chittyId, action: 'apiKeys.create', outcome: 'denied', detail: { code: 'FORBIDDEN', permission: 'api_keys:generate', credential: expect.stringMatching(/^key_/) } };
+    expect(viaMcp.events).toEqual([{ ...denied, door: 'mcp' }]);
+    expect(viaRest.events).toEqual([{ ...denied, door: 'rest' }]);
+    expect(viaMcp.events[0]!.detail.credential).toBe(viaRest.events[0]!.detail.credential);
   });
 
   it('refuses 401 a sign-in token, whose audience is the API and not the MCP resource', async () => {

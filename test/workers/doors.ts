@@ -7,10 +7,11 @@ import { callTool, ORIGIN } from './helpers';
 /** What a call answered, in a door-neutral shape. */
 export type Answer = { ok: true; value: unknown } | { ok: false; code: string; status: number; message: string };
 
-const clientFor = (token: string) => createClient({ url: ORIGIN, apiKey: token, fetch: (r) => SELF.fetch(r) });
+/** `token` null: no Authorization header at all. */
+const clientFor = (token: string | null) => createClient({ url: ORIGIN, ...(token === null ? {} : { apiKey: token }), fetch: (r) => SELF.fetch(r) });
 
 /** The typed client over /rpc. */
-export async function viaClient(entry: ContractEntry, input: unknown, token: string): Promise<Answer> {
+export async function viaClient(entry: ContractEntry, input: unknown, token: string | null): Promise<Answer> {
   const fn = entry.path.reduce<any>((node, key) => node[key], clientFor(token));
   try {
     return { ok: true, value: await fn(input) };
@@ -21,7 +22,7 @@ export async function viaClient(entry: ContractEntry, input: unknown, token: str
 }
 
 /** REST as openapi.yaml describes it: path parameters in the path, GET inputs in the query, others in a JSON body. */
-export function restRequest(entry: ContractEntry, input: unknown, token: string): Request {
+export function restRequest(entry: ContractEntry, input: unknown, token: string | null): Request {
   const rest: Record<string, unknown> = typeof input === 'object' && input !== null && !Array.isArray(input) ? { ...input } : {};
   const path = entry.route.replace(/\{(\w+)\}/g, (_, name: string) => {
     const value = rest[name];
@@ -29,7 +30,7 @@ export function restRequest(entry: ContractEntry, input: unknown, token: string)
     return encodeURIComponent(String(value));
   });
   const url = new URL(`${ORIGIN}/v1${path}`);
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
   let body: string | undefined;
   if (entry.method === 'GET') {
     for (const [k, v] of Object.entries(rest)) url.searchParams.set(k, String(v));
@@ -43,7 +44,7 @@ export function restRequest(entry: ContractEntry, input: unknown, token: string)
   return new Request(url, { method: entry.method, headers, body });
 }
 
-export async function viaRest(entry: ContractEntry, input: unknown, token: string): Promise<Answer> {
+export async function viaRest(entry: ContractEntry, input: unknown, token: string | null): Promise<Answer> {
   const res = await SELF.fetch(restRequest(entry, input, token));
   const body = (await res.json()) as any;
   if (res.ok) return { ok: true, value: body };
@@ -51,7 +52,7 @@ export async function viaRest(entry: ContractEntry, input: unknown, token: strin
 }
 
 /** The MCP tool the contract names for the procedure. */
-export async function viaMcp(entry: ContractEntry, input: unknown, token: string): Promise<Answer> {
+export async function viaMcp(entry: ContractEntry, input: unknown, token: string | null): Promise<Answer> {
   const res = await callTool(entry.meta.tool!, input, token);
   if (res.status !== 200) return { ok: false, code: `HTTP_${res.status}`, status: res.status, message: JSON.stringify(res.body) };
   if (res.body.error) return { ok: false, code: 'JSONRPC_INVALID_PARAMS', status: 400, message: res.body.error.message };

@@ -83,14 +83,14 @@ export async function snapshotDatabase(): Promise<Record<string, unknown[]>> {
 }
 
 /** Speaks MCP Streamable HTTP (JSON responses) to /mcp: initialize, then one request. */
-export async function mcp(method: string, params: unknown, token: string): Promise<{ status: number; body: any }> {
-  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18' };
+export async function mcp(method: string, params: unknown, token: string | null): Promise<{ status: number; body: any }> {
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token === null ? {} : { authorization: `Bearer ${token}` }), 'mcp-protocol-version': '2025-06-18' };
   const res = await SELF.fetch(`${ORIGIN}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
 }
 
-export const callTool = (name: string, args: unknown, token: string) => mcp('tools/call', { name, arguments: args }, token);
+export const callTool = (name: string, args: unknown, token: string | null) => mcp('tools/call', { name, arguments: args }, token);
 
 /**
  * Like `rest`, but calls the Worker's default export directly: `env` may be overridden (e.g. CHITTYID_ENDPOINT),

@@ -5,13 +5,18 @@ import { buildToolManifest } from '../../contract/mcp-tools';
 import { walkContract } from '../../contract/walk';
 import { DOORS, doorsOf, type Answer } from './doors';
 import { fixtures } from './fixtures';
-import { admin, apiKey, mcp, rest, type Caller } from './helpers';
+import { admin, apiKey, auditHead, auditSince, mcp, rest, type Caller } from './helpers';
 
 /**
  * The doors can never disagree: for every procedure in the contract, the same call through the typed
  * client (/rpc), REST (/v1) and MCP (/mcp) gives the same answer, and the same denial.
  */
 const allEntries = walkContract(contract);
+
+/** Well-formed, but no such key exists. */
+const INVALID_KEY = `chitty_${'0'.repeat(40)}`;
+/** The audit log's name of each door. */
+const AUDIT_DOOR: Record<string, string> = { client: 'rpc', rest: 'rest', mcp: 'mcp' };
 
 const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt|dev)_[0-9a-z]{26}$/;
 /** Values a procedure makes at random by design (PKCE verifier, state). */
@@ -97,7 +102,15 @@ export function defineParitySuite(shard: number): void {
     const guarded = entries.filter((e) => !e.meta.public);
     it.each(guarded.map((e) => [e.name, e] as const))('%s denies the same through every door', async (name, entry) => {
       const prepared = await fixtures[name]!(root);
-      const answers = await Promise.all(doorsOf(entry).map((door) => DOORS[door](entry, prepared.input, deniedKey)));
+      const answers: Answer[] = [];
+      const audited: unknown[] = [];
+      for (const door of doorsOf(entry)) {
+        const head = await auditHead();
+        answers.push(await DOORS[door](entry, prepared.input, deniedKey));
+        audited.push((await auditSince(head)).map(({ actor, action, target, outcome, detail }) => ({ actor, action, target, outcome, detail: JSON.parse(String(detail)) })));
+      }
+      // The same audit events through every door (a refused permission is always one `denied` event).
+      for (const events of audited) expect(events).toEqual(audited[0]);
       const outcomes = answers.map((a) => (a.ok ? 'allowed' : `${a.code} ${a.status}`));
       if (entry.meta.permission === null) {
         // No permission declared: any caller passes the guard, and the procedure decides per object
@@ -106,9 +119,32 @@ export function defineParitySuite(shard: number): void {
         return;
       }
       expect(outcomes).toEqual(answers.map(() => 'FORBIDDEN 403'));
+      expect(audited[0]).toMatchObject([{ action: name, outcome: 'denied', detail: { code: 'FORBIDDEN', permission: entry.meta.permission } }]);
       if (!answers[0]!.ok) {
         for (const a of answers) expect(a).toMatchObject({ message: `Permission denied: this requires ${entry.meta.permission}` });
       }
+    });
+
+    // Without a valid credential every door answers 401 and writes the same audit event (audit/denials.ts):
+    // one `denied` event naming the reason for an audited procedure, none for the others; only `door` differs.
+    it.each(
+      (['missing', 'invalid'] as const).flatMap((reason) => guarded.map((e) => [e.name, reason, e] as const)),
+    )('%s refuses a call whose credential is %s the same through every door, with the same audit event', async (name, reason, entry) => {
+      const token = reason === 'missing' ? null : INVALID_KEY;
+      const seen: { door: string; status: number; events: Record<string, unknown>[] }[] = [];
+      for (const door of doorsOf(entry)) {
+        const prepared = await fixtures[name]!(root);
+        const head = await auditHead();
+        const answer = await DOORS[door](entry, prepared.input, token);
+        const events = await auditSince(head);
+        expect(answer.ok, `${door} let the call through`).toBe(false);
+        seen.push({ door, status: answer.ok ? 200 : answer.status, events });
+      }
+      expect(seen.map((s) => s.status)).toEqual(seen.map(() => 401));
+      for (const s of seen) expect(s.events.map((e) => e.door)).toEqual(s.events.map(() => AUDIT_DOOR[s.door]));
+      const comparable = seen.map((s) => s.events.map(({ actor, action, target, outcome, detail }) => ({ actor, action, target, outcome, detail: JSON.parse(String(detail)) })));
+      const expected = entry.meta.audit ? [{ actor: 'anonymous', action: name, target: null, outcome: 'denied', detail: { code: 'UNAUTHORIZED', reason } }] : [];
+      for (const events of comparable) expect(events).toEqual(expected);
     });
 
     it('lists over MCP exactly the tools the caller may call', async () => {
