@@ -11,7 +11,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChittyAuthProvider, connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 import { startUpstream, type Upstream } from '../helpers/upstream';
 
@@ -24,7 +25,7 @@ let upstream: Upstream;
 let user: Caller;
 /** http://{label}-enc.gw.e2e.test:{wrangler port}/mcp */
 let hostResource: string;
-let provider: ChittyAuthProvider;
+let provider: ScriptedOAuthProvider;
 const chittyTokens: string[] = [];
 const clients: Client[] = [];
 
@@ -42,9 +43,9 @@ const hostFetch: typeof fetch = (input, init) => fetch(input, { ...init, dispatc
 const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string }).text;
 
 async function tokenFor(resource: string) {
-  const p = new ChittyAuthProvider(REDIRECT, user);
+  const p = new ScriptedOAuthProvider(REDIRECT, user);
   expect(await auth(p, { serverUrl: resource, fetchFn: hostFetch })).toBe('REDIRECT');
-  expect(await auth(p, { serverUrl: resource, authorizationCode: p.lastRedirect!.searchParams.get('code')!, fetchFn: hostFetch })).toBe('AUTHORIZED');
+  expect(await auth(p, { serverUrl: resource, authorizationCode: p.lastCode(), fetchFn: hostFetch })).toBe('AUTHORIZED');
   chittyTokens.push(p.saved!.access_token, p.saved!.refresh_token!);
   return p;
 }

@@ -13,7 +13,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChittyAuthProvider, connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 import { startUpstream, type Upstream } from '../helpers/upstream';
 
@@ -24,7 +25,7 @@ const REDIRECT = 'http://127.0.0.1:1/callback';
 let server: TestServer;
 let upstream: Upstream;
 let user: Caller;
-let provider: ChittyAuthProvider;
+let provider: ScriptedOAuthProvider;
 const clients: Client[] = [];
 /** Every ChittyAuth credential this test obtained: none may ever reach the upstream. */
 const chittyTokens: string[] = [];
@@ -35,9 +36,9 @@ const connectUrl = () => `${server.url}/gw/${SERVER_ID}/connect`;
 
 /** A ChittyAuth access token for `resource`, through discovery, registration, the browser and /oauth/token. */
 async function tokenFor(resource: string) {
-  const p = new ChittyAuthProvider(REDIRECT, user);
+  const p = new ScriptedOAuthProvider(REDIRECT, user);
   expect(await auth(p, { serverUrl: resource })).toBe('REDIRECT');
-  expect(await auth(p, { serverUrl: resource, authorizationCode: p.lastRedirect!.searchParams.get('code')! })).toBe('AUTHORIZED');
+  expect(await auth(p, { serverUrl: resource, authorizationCode: p.lastCode() })).toBe('AUTHORIZED');
   chittyTokens.push(p.saved!.access_token, p.saved!.refresh_token!);
   return p;
 }

@@ -5,14 +5,12 @@
  * the code with PKCE, calls tools, and refreshes its token when the server rejects the old one.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/local-server.mjs';
-import { authorizeAsBrowser, type BrowserTrip } from '../helpers/oauth-forms';
+import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
 /** One HTTP exchange the SDK made, as seen through the transport's `fetch`. */
@@ -25,77 +23,10 @@ interface Exchange {
   authorization?: string | null;
 }
 
-/**
- * An in-memory OAuthClientProvider, as an MCP host would implement one: it stores what the SDK hands it
- * unchanged, and its redirectToAuthorization "opens a browser" (the scripted user agent) and keeps the
- * redirect back.
- */
-class TestProvider implements OAuthClientProvider {
-  client?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  verifier?: string;
-  readonly states: string[] = [];
-  readonly trips: { authorizationUrl: URL; trip: BrowserTrip }[] = [];
-
-  constructor(
-    private readonly redirect: string,
-    private readonly user: { username: string; password: string },
-  ) {}
-
-  get redirectUrl() {
-    return this.redirect;
-  }
-
-  get clientMetadata(): OAuthClientMetadata {
-    return {
-      client_name: 'MCP SDK e2e client',
-      redirect_uris: [this.redirect],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'none',
-    };
-  }
-
-  state() {
-    const s = randomBytes(16).toString('base64url');
-    this.states.push(s);
-    return s;
-  }
-
-  clientInformation() {
-    return this.client;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.client = info;
-  }
-
-  tokens() {
-    return this.saved;
-  }
-
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-
-  saveCodeVerifier(verifier: string) {
-    this.verifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this.verifier) throw new Error('no code verifier saved');
-    return this.verifier;
-  }
-
-  async redirectToAuthorization(authorizationUrl: URL) {
-    this.trips.push({ authorizationUrl, trip: await authorizeAsBrowser(authorizationUrl, this.user, 'approve') });
-  }
-}
-
 let server: TestServer;
 let user: Caller;
 let redirectUri: string;
-let provider: TestProvider;
+let provider: ScriptedOAuthProvider;
 const exchanges: Exchange[] = [];
 const clients: Client[] = [];
 
@@ -133,7 +64,7 @@ beforeAll(async () => {
   user = await server.account(['user']);
   // Nothing listens here: the scripted browser only reads the Location that points at it.
   redirectUri = `http://127.0.0.1:${await freePort()}/callback`;
-  provider = new TestProvider(redirectUri, user);
+  provider = new ScriptedOAuthProvider(redirectUri, user);
 });
 
 afterAll(async () => {

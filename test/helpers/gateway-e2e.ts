@@ -1,12 +1,10 @@
 /**
  * Pieces the gateway's end-to-end tests share: a scripted browser that follows redirects and keeps cookies
- * per origin (for ChittyAuth's portal sign-in, the connect page, and the upstream's consent page), and an
- * OAuthClientProvider for the MCP SDK client that obtains ChittyAuth tokens through the real OAuth flow.
+ * per origin (for ChittyAuth's portal sign-in, the connect page, and the upstream's consent page). The MCP SDK
+ * client's OAuth provider is mcp-oauth.ts's ScriptedOAuthProvider.
  */
-import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { expect } from 'vitest';
-import { authorizeAsBrowser, parseForm, type User } from './oauth-forms';
+import { parseForm, type User } from './oauth-forms';
 
 export interface Visit {
   url: string;
@@ -86,58 +84,6 @@ export async function connectThroughBrowser(browser: ScriptedBrowser, connectUrl
   expect(consent.html).toContain('Upstream consent');
   const done = await browser.submit(consent, { action: 'approve' });
   return done;
-}
-
-/** An in-memory OAuthClientProvider whose "browser" signs in to ChittyAuth and approves. */
-export class ChittyAuthProvider implements OAuthClientProvider {
-  client?: OAuthClientInformationMixed;
-  saved?: OAuthTokens;
-  verifier?: string;
-  lastRedirect?: URL;
-  authorizationUrls: URL[] = [];
-
-  constructor(
-    private readonly redirect: string,
-    private readonly user: User,
-  ) {}
-
-  get redirectUrl() {
-    return this.redirect;
-  }
-
-  get clientMetadata(): OAuthClientMetadata {
-    return { client_name: 'gateway e2e client', redirect_uris: [this.redirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
-  }
-
-  clientInformation() {
-    return this.client;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed) {
-    this.client = info;
-  }
-
-  tokens() {
-    return this.saved;
-  }
-
-  saveTokens(tokens: OAuthTokens) {
-    this.saved = tokens;
-  }
-
-  saveCodeVerifier(verifier: string) {
-    this.verifier = verifier;
-  }
-
-  codeVerifier() {
-    if (!this.verifier) throw new Error('no code verifier saved');
-    return this.verifier;
-  }
-
-  async redirectToAuthorization(authorizationUrl: URL) {
-    this.authorizationUrls.push(authorizationUrl);
-    this.lastRedirect = (await authorizeAsBrowser(authorizationUrl, this.user, 'approve')).location;
-  }
 }
 
 /** The claims of a JWT, or null when the string is not one. */
