@@ -30,6 +30,9 @@ const procedureAt = (path: string[]) => path.reduce<unknown>((node, key) => (nod
 
 export const VERSION = '0.1.0';
 
+/** The `_meta` key of a failed tool call's error: `{code, status, message, data}` as on `/v1`. */
+export const TOOL_ERROR_META = 'cc.chitty/error';
+
 function toolError(error: unknown): CallToolResult {
   try {
     shapeError(error);
@@ -37,10 +40,14 @@ function toolError(error: unknown): CallToolResult {
     error = shaped;
   }
   const e = error instanceof ORPCError ? error : new ORPCError('INTERNAL_SERVER_ERROR', { status: 500, message: 'Internal server error' });
+  // A tool error is a result (MCP "Error Handling": isError), readable by every client: the text names the
+  // contract's code, status and message. No structuredContent: it must match the tool's outputSchema
+  // (MCP 2025-06-18+ "Structured Content"), and clients reject a result whose structuredContent does not,
+  // hiding the real error. The same fields, machine-readable, go in the result's _meta.
   return {
     isError: true,
     content: [{ type: 'text', text: `${e.code} (${e.status}): ${e.message}` }],
-    structuredContent: { error: { code: e.code, status: e.status, message: e.message, data: e.data ?? null } },
+    _meta: { [TOOL_ERROR_META]: { code: e.code, status: e.status, message: e.message, data: e.data ?? null } },
   };
 }
 

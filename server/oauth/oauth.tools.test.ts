@@ -116,7 +116,7 @@ describe('/mcp tools/call', () => {
     const res = await callTool('mcp_portal_authenticate', { assertion: await accessAssertion(email, o) }, accessToken);
     expect(res.status).toBe(200);
     expect(res.body.result.isError).toBe(true);
-    expect(res.body.result.structuredContent.error).toMatchObject({ code: 'INVALID_ASSERTION', status: 401 });
+    expect(res.body.result._meta['cc.chitty/error']).toMatchObject({ code: 'INVALID_ASSERTION', status: 401 });
     expect(await count('accounts', 'username = ?', email)).toBe(0);
     expect(await count('sessions')).toBe(sessions);
   });
@@ -130,7 +130,7 @@ describe('/mcp tools/call', () => {
       .setExpirationTime('5m')
       .sign(privateKey);
     const res = await callTool('mcp_portal_authenticate', { assertion: forged }, accessToken);
-    expect(res.body.result.structuredContent.error).toMatchObject({ code: 'INVALID_ASSERTION', status: 401 });
+    expect(res.body.result._meta['cc.chitty/error']).toMatchObject({ code: 'INVALID_ASSERTION', status: 401 });
   });
 
   it('create_linked_app_oauth builds a PKCE authorization URL whose code exchange_oauth_tokens redeems', async () => {
@@ -160,7 +160,7 @@ describe('/mcp tools/call', () => {
     const flow = await completeAuthorization(start.authorization_url, { browser });
     const res = await callTool('exchange_oauth_tokens', { grant_type: 'authorization_code', client_id: linked, code: flow.code!, code_verifier: 'A'.repeat(43), redirect_uri: REDIRECT }, accessToken);
     expect(res.body.result.isError).toBe(true);
-    expect(res.body.result.structuredContent.error).toMatchObject({ code: 'OAUTH_ERROR', data: { error: 'invalid_grant' } });
+    expect(res.body.result._meta['cc.chitty/error']).toMatchObject({ code: 'OAUTH_ERROR', data: { error: 'invalid_grant' } });
   });
 
   it('validate_mcp_token says the caller’s own access token is active for this MCP server', async () => {

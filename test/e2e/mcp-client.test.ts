@@ -166,7 +166,9 @@ describe('MCP over Streamable HTTP with the SDK client', () => {
       arguments: { username: 'should-not-exist', password: 'long enough password' },
     })) as CallToolResult;
     expect(denied.isError).toBe(true);
-    expect(denied.structuredContent).toMatchObject({ error: { code: 'FORBIDDEN', status: 403 } });
+    expect(denied.structuredContent).toBeUndefined();
+    expect(denied._meta).toMatchObject({ 'cc.chitty/error': { code: 'FORBIDDEN', status: 403 } });
+    expect(denied.content).toEqual([{ type: 'text', text: expect.stringMatching(/^FORBIDDEN \(403\): /) }]);
   });
 
   it('/mcp without a token is HTTP 401 with a Bearer challenge', async () => {

@@ -2,6 +2,8 @@ import { SELF } from 'cloudflare:test';
 import { ORPCError } from '@orpc/client';
 import { createClient } from '../../clients';
 import type { ContractEntry } from '../../contract/walk';
+import { expect } from 'vitest';
+import { TOOL_ERROR_META } from '../../server/adapters/mcp';
 import { callTool, ORIGIN } from './helpers';
 
 /** What a call answered, in a door-neutral shape. */
@@ -58,7 +60,11 @@ export async function viaMcp(entry: ContractEntry, input: unknown, token: string
   if (res.body.error) return { ok: false, code: 'JSONRPC_INVALID_PARAMS', status: 400, message: res.body.error.message };
   const result = res.body.result;
   if (result.isError) {
-    const e = result.structuredContent.error;
+    // A tool error has no structuredContent (it would have to match the tool's outputSchema): the text names
+    // the code, status and message, and _meta carries them machine-readable; both must agree.
+    expect(result.structuredContent).toBeUndefined();
+    const e = result._meta[TOOL_ERROR_META];
+    expect(result.content).toEqual([{ type: 'text', text: `${e.code} (${e.status}): ${e.message}` }]);
     return { ok: false, code: e.code, status: e.status, message: e.message };
   }
   return { ok: true, value: result.structuredContent };
