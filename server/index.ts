@@ -1,5 +1,6 @@
 import openapi from '../generated/openapi.json';
 import { handleMcp, VERSION } from './adapters/mcp';
+import { allowedRequestHeaders } from './adapters/mcp-wire';
 import { handleRest } from './adapters/rest';
 import { handleRpc } from './adapters/rpc';
 import type { Door } from './audit/audit.store';
@@ -186,17 +187,17 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (connect) return handleConnect(request, env, getDb(env.DB), connect[1]!);
   const gateway = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);
   if (gateway) {
-    if (request.method === 'OPTIONS') return mcpPreflight();
+    if (request.method === 'OPTIONS') return mcpPreflight(request);
     const response = await handleGateway(request, env, getDb(env.DB), pathRoute(env, gateway[1]!), backgroundOf(ctx));
     return withCors(response, request);
   }
   const otherTransport = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/(sse|message|ws)$/.exec(pathname);
   if (otherTransport) {
-    if (request.method === 'OPTIONS') return mcpPreflight();
+    if (request.method === 'OPTIONS') return mcpPreflight(request);
     return gatewayTransport(request, env, ctx, otherTransport[2]!, legacyPathRoute(env, otherTransport[1]!), pathRoute(env, otherTransport[1]!));
   }
   if (pathname === '/mcp') {
-    if (request.method === 'OPTIONS') return mcpPreflight();
+    if (request.method === 'OPTIONS') return mcpPreflight(request);
     return withCors(await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env))), request);
   }
 
@@ -220,11 +221,11 @@ async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext
   const legacy = legacyHostRoute(url.origin, route.serverId);
   if (url.pathname === '/.well-known/oauth-protected-resource/sse') return json(protectedResourceMetadata(env, legacy.resource), 200, PUBLIC_JSON);
   if (url.pathname === '/sse' || url.pathname === '/message' || url.pathname === '/ws') {
-    if (request.method === 'OPTIONS') return mcpPreflight();
+    if (request.method === 'OPTIONS') return mcpPreflight(request);
     return gatewayTransport(request, env, ctx, url.pathname.slice(1), legacy, route);
   }
   if (url.pathname !== '/mcp') return notFound(url.pathname);
-  if (request.method === 'OPTIONS') return mcpPreflight();
+  if (request.method === 'OPTIONS') return mcpPreflight(request);
   return withCors(await handleGateway(request, env, db, route, backgroundOf(ctx)), request);
 }
 
@@ -247,13 +248,13 @@ function withCors(response: Response, request: Request): Response {
 }
 
 /** Browser MCP clients (e.g. MCP Inspector) preflight; origins are checked on the request itself. */
-const mcpPreflight = () =>
+const mcpPreflight = (request: Request) =>
   new Response(null, {
     status: 204,
     headers: {
       'access-control-allow-origin': '*',
       'access-control-allow-methods': 'POST, GET, DELETE',
-      'access-control-allow-headers': 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id',
+      'access-control-allow-headers': allowedRequestHeaders(request.headers.get('access-control-request-headers')),
       'access-control-max-age': '86400',
     },
   });

@@ -1,9 +1,15 @@
 import { call, ORPCError, type AnyProcedure } from '@orpc/server';
-import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
-import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
+import {
+  createMcpHandler,
+  isLegacyRequest,
+  ProtocolError,
+  ProtocolErrorCode,
+  Server,
+  WebStandardStreamableHTTPServerTransport,
+  type AuthInfo,
+  type CallToolResult,
+  type McpHttpHandler,
+} from '@modelcontextprotocol/server';
 import { contract } from '../../contract';
 import { buildToolManifest } from '../../contract/mcp-tools';
 import { authenticate } from '../auth/authenticate';
@@ -14,9 +20,7 @@ import { Authorizer } from '../auth/authorizer';
 import type { RequestContext } from '../context';
 import { router } from '../router';
 import { shapeError } from './errors';
-import { installMcpFastFail } from './mcp-fast-fail';
-
-installMcpFastFail();
+import { MAX_TOOL_RESULT_BYTES, refuseMessage, SERVED_VERSIONS } from './mcp-wire';
 
 /**
  * `/mcp`: MCP Streamable HTTP, stateless. A generic adapter over the contract: `tools/list` is the tool
@@ -51,25 +55,18 @@ function toolError(error: unknown): CallToolResult {
   };
 }
 
-/**
- * The SDK's Server builds a new Ajv instance (meta-schemas and all) in its constructor unless given a
- * validator; a Server is made per request, so they share this one, built on first use (the server only
- * validates with it for elicitation, which these tools do not use).
- */
-let ajv: AjvJsonSchemaValidator | undefined;
-const sharedValidator: jsonSchemaValidator = { getValidator: (schema) => (ajv ??= new AjvJsonSchemaValidator()).getValidator(schema) };
-
 function mcpServer(context: RequestContext, authz: Authorizer): Server {
   const server = new Server(
     { name: 'chittyauth', title: 'ChittyAuth', version: VERSION },
     {
       capabilities: { tools: { listChanged: false } },
       instructions: 'ChittyAuth: identities (ChittyIDs), API keys, JWTs, permissions, sessions and audit. Every tool is also a REST endpoint; see /docs.',
-      jsonSchemaValidator: sharedValidator,
+      // tools/list depends on the caller's grants: never shared, never cached (MCP 2026-07-28 "Caching").
+      cacheHints: { 'tools/list': { ttlMs: 0, cacheScope: 'private' }, 'server/discover': { ttlMs: 0, cacheScope: 'private' } },
     },
   );
 
-  server.setRequestHandler(ListToolsRequestSchema, async () => {
+  server.setRequestHandler('tools/list', async () => {
     const visible = [];
     for (const { entry, tool } of tools()) {
       if (entry.meta.public || !entry.meta.permission || (await authz.can(entry.meta.permission))) visible.push(tool);
@@ -77,13 +74,18 @@ function mcpServer(context: RequestContext, authz: Authorizer): Server {
     return { tools: visible };
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (request): Promise<CallToolResult> => {
+  server.setRequestHandler('tools/call', async (request): Promise<CallToolResult> => {
     const found = tools().find(({ tool }) => tool.name === request.params.name);
-    if (!found) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+    if (!found) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
     try {
       // `path` names the procedure for the guard (the audit event's action), as the REST and RPC routers do.
       const output = await call(procedureAt(found.entry.path), request.params.arguments ?? {}, { context, path: found.entry.path });
-      return { content: [{ type: 'text', text: JSON.stringify(output) }], structuredContent: output as Record<string, unknown> };
+      const text = JSON.stringify(output);
+      // One request cannot fan out into an unbounded answer: past the ceiling the caller is told to page.
+      if (text.length > MAX_TOOL_RESULT_BYTES) {
+        return toolError(new ORPCError('PAYLOAD_TOO_LARGE', { status: 413, message: `The result is larger than ${MAX_TOOL_RESULT_BYTES} bytes; ask for less (a smaller limit, a narrower filter)` }));
+      }
+      return { content: [{ type: 'text', text }], structuredContent: output as Record<string, unknown> };
     } catch (error) {
       return toolError(error);
     }
@@ -122,16 +124,52 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
   } catch {
     body = undefined;
   }
+  const refused = body === undefined ? null : refuseMessage(request, body);
+  if (refused) return refused;
   const stepUp = await insufficientScope(body ?? null, authz);
   if (stepUp) {
     await auditScopeRefusal(context, body, auth.principal);
     return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
   }
 
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-  await mcpServer({ ...context, preauthenticated: auth.principal }, authz).connect(transport);
-  return body === undefined ? transport.handleRequest(new Request(request, { body: text })) : transport.handleRequest(request, { parsedBody: body });
+  const serve = () => mcpServer({ ...context, preauthenticated: auth.principal }, authz);
+  // 2025 clients (no per-request _meta envelope) keep the stateless JSON answers they have always had; a body
+  // that is not JSON goes there unread, and that transport answers with its parse error.
+  if (body === undefined || (await isLegacyRequest(request, body))) {
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    await serve().connect(transport);
+    return body === undefined ? transport.handleRequest(new Request(request, { body: text })) : transport.handleRequest(request, { parsedBody: body });
+  }
+  // MCP 2026-07-28: the SDK's per-request entry validates the envelope, the version (-32022) and the
+  // Mcp-Method / Mcp-Name headers against the body (-32020), and answers server/discover.
+  const authInfo: AuthInfo = { token: '', clientId: auth.principal.clientId ?? '', scopes: auth.principal.scopes, extra: { [SERVE]: serve } };
+  return withServedVersions(await modern().fetch(request, { parsedBody: body, authInfo }), body);
 }
+
+/**
+ * server/discover and UnsupportedProtocolVersionError (-32022) list the versions this endpoint serves: the SDK's
+ * modern entry names only 2026-07-28, but the same URL serves the 2025 versions through `initialize`
+ * (MCP 2026-07-28 "Versioning and Compatibility": the error lists "the versions it does support").
+ */
+async function withServedVersions(response: Response, body: unknown): Promise<Response> {
+  const method = (body as { method?: unknown } | null)?.method;
+  if (method !== 'server/discover' && response.status !== 400) return response;
+  if (!response.headers.get('content-type')?.includes('application/json')) return response;
+  const answer = (await response.json()) as { result?: { supportedVersions?: string[] }; error?: { code?: number; data?: { supported?: string[] } } };
+  if (answer.result?.supportedVersions) answer.result.supportedVersions = [...SERVED_VERSIONS];
+  if (answer.error?.code === -32022 && answer.error.data) answer.error.data.supported = [...SERVED_VERSIONS];
+  return new Response(JSON.stringify(answer), { status: response.status, headers: response.headers });
+}
+
+/**
+ * The 2026-07-28 entry, one per isolate (it holds no caller state between requests). Its factory builds each
+ * request's server from the caller that handleMcp authenticated, handed over in `authInfo` (which the SDK
+ * passes through untouched and never derives from headers).
+ */
+const SERVE = 'cc.chitty/serve';
+let modernEntry: McpHttpHandler | undefined;
+const modern = () =>
+  (modernEntry ??= createMcpHandler(({ authInfo }) => (authInfo?.extra?.[SERVE] as () => Server)(), { legacy: 'reject', responseMode: 'auto' }));
 
 /**
  * A tools/call the caller's grants allow but its token's scopes do not is an HTTP 403 insufficient_scope

@@ -2,9 +2,8 @@
  * End to end: every MCP client generation and negotiation mode in use against one real `wrangler dev`, each
  * with an API key and with the full OAuth flow (discovery, registration, the login and consent forms, PKCE):
  * the v1 SDK (`@modelcontextprotocol/sdk`, protocol 2025-11-25), and the v2 SDK (`@modelcontextprotocol/client`)
- * in its default (`legacy`) mode and in `auto` (probes `server/discover`, falls back to `initialize`). /mcp
- * serves the 2025 protocol versions only (SERVED_LATEST); the v2 client pinned to 2026-07-28 cannot connect
- * until it serves 2026-07-28 (issue 11), and joins MODES then. Each lists
+ * in its default (`legacy`, initialize) mode, in `auto` (probes `server/discover`, finds 2026-07-28) and pinned
+ * to 2026-07-28 (no fallback). Each lists
  * tools, calls one that succeeds and one that fails, and the failing one must reach the caller as a tool
  * error naming the contract's code, not as an SDK validation error. Then the MCP Inspector's CLI.
  */
@@ -23,10 +22,15 @@ import { node22Tools } from '../../scripts/node22.mjs';
 import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
-type Mode = 'v1' | 'v2 default' | 'v2 auto';
+type Mode = 'v1' | 'v2 default' | 'v2 auto' | 'v2 pinned 2026-07-28';
 
-/** The newest MCP protocol version /mcp serves. */
-const SERVED_LATEST = '2025-11-25';
+/** The protocol version each mode must end up speaking with /mcp (v1 does not say). */
+const NEGOTIATED: Record<Mode, string | undefined> = {
+  v1: undefined,
+  'v2 default': '2025-11-25',
+  'v2 auto': '2026-07-28',
+  'v2 pinned 2026-07-28': '2026-07-28',
+};
 type Credential = 'API key' | 'OAuth';
 
 interface ToolResult {
@@ -69,7 +73,8 @@ function v2(client: V2Client): Connected {
   };
 }
 
-const negotiation = (mode: Mode) => (mode === 'v2 auto' ? { versionNegotiation: { mode: 'auto' as const } } : {});
+const negotiation = (mode: Mode) =>
+  mode === 'v2 auto' ? { versionNegotiation: { mode: 'auto' as const } } : mode === 'v2 pinned 2026-07-28' ? { versionNegotiation: { mode: { pin: '2026-07-28' as const } } } : {};
 
 /** Connects with a bearer credential the host already has. */
 async function connectWithKey(mode: Mode, key: string): Promise<Connected> {
@@ -123,7 +128,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const MODES: Mode[] = ['v1', 'v2 default', 'v2 auto'];
+const MODES: Mode[] = ['v1', 'v2 default', 'v2 auto', 'v2 pinned 2026-07-28'];
 const CREDENTIALS: Credential[] = ['API key', 'OAuth'];
 
 describe.each(MODES.flatMap((mode) => CREDENTIALS.map((credential) => ({ mode, credential }))))('/mcp with the $mode client and $credential', ({ mode, credential }) => {
@@ -142,8 +147,7 @@ describe.each(MODES.flatMap((mode) => CREDENTIALS.map((credential) => ({ mode, c
   });
 
   it('negotiates the protocol version of its mode', () => {
-    const version = client.protocolVersion();
-    if (mode !== 'v1') expect(version).toBe(SERVED_LATEST);
+    expect(client.protocolVersion()).toBe(NEGOTIATED[mode]);
   });
 
   it('lists the tools the caller may call', async () => {
