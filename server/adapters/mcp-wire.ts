@@ -44,13 +44,11 @@ function invalidParams(m: Message): string | null {
   return null;
 }
 
-/** The value the Mcp-Name header must carry for this message (MCP 2026-07-28 Streamable HTTP "Standard Headers"). */
-function nameOf(m: Message): string | undefined {
-  const p = isObject(m.params) ? m.params : {};
-  if (m.method === 'tools/call' || m.method === 'prompts/get') return typeof p.name === 'string' ? p.name : undefined;
-  if (m.method === 'resources/read') return typeof p.uri === 'string' ? p.uri : undefined;
-  return undefined;
-}
+/**
+ * The body field the Mcp-Name header mirrors, for the methods that have one (MCP 2026-07-28 Streamable HTTP
+ * "Standard Headers": tools/call and prompts/get name, resources/read uri, the tasks methods' taskId).
+ */
+const NAMED: Record<string, string> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId' };
 
 /**
  * Mcp-Method / Mcp-Name, when a request carries them, must agree with its body: intermediaries route and
@@ -61,7 +59,10 @@ function headerMismatch(request: Request, m: Message): string | null {
   const method = request.headers.get('mcp-method');
   if (method !== null && method !== m.method) return `the Mcp-Method header names "${method}" but the body's method is "${String(m.method)}"`;
   const name = request.headers.get('mcp-name');
-  if (name !== null && name !== nameOf(m)) return `the Mcp-Name header names "${name}" but the body names "${nameOf(m) ?? '(nothing)'}"`;
+  const field = typeof m.method === 'string' ? NAMED[m.method] : undefined;
+  if (name === null || field === undefined) return null;
+  const named = isObject(m.params) ? m.params[field] : undefined;
+  if (name !== named) return `the Mcp-Name header names "${name}" but the body's params.${field} is ${typeof named === 'string' ? `"${named}"` : 'missing'}`;
   return null;
 }
 
