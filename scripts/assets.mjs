@@ -1,6 +1,8 @@
 // Builds what the Worker serves as static assets into public/ (git-ignored parts):
 // - public/vendor/scalar: Scalar's API reference bundle, copied from node_modules (no CDN);
-// - public/portal: the dashboard, bundled from portal/ with esbuild (the typed client included).
+// - public/portal: the dashboard, bundled from portal/ with esbuild (the typed client included);
+// - public/api/openapi.json: the generated OpenAPI document, served by /openapi.json from the assets (so
+//   the Worker script does not carry it).
 // Runs before dev, test and deploy.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -24,3 +26,6 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(join(root, 'portal/app.css'), join(root, 'public/portal/app.css'));
+
+mkdirSync(join(root, 'public/api'), { recursive: true });
+copyFileSync(join(root, 'generated/openapi.json'), join(root, 'public/api/openapi.json'));

@@ -1,4 +1,3 @@
-import openapi from '../generated/openapi.json';
 import { handleMcp, VERSION } from './adapters/mcp';
 import { allowedRequestHeaders } from './adapters/mcp-wire';
 import { handleRest } from './adapters/rest';
@@ -151,9 +150,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   if (pathname === '/.well-known/jwks.json') {
     return json(await publicJwks(env, getDb(env.DB)), 200, { 'cache-control': 'public, max-age=300', 'access-control-allow-origin': '*' });
   }
-  if (pathname === '/openapi.json') {
-    return json({ ...openapi, servers: [{ url: url.origin }] }, 200, { 'cache-control': 'public, max-age=60', 'access-control-allow-origin': '*' });
-  }
+  if (pathname === '/openapi.json') return openapiDocument(env, url);
   if (pathname === '/encode') {
     const domain = (url.searchParams.get('domain') ?? '').toLowerCase();
     if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+(:\d{1,5})?$/.test(domain) || domain.length > MAX_ENCODED_DOMAIN) return json({ error: 'invalid_request', message: `domain must be a DNS name (with :port when not the default) of at most ${MAX_ENCODED_DOMAIN} characters` }, 400);
@@ -258,6 +255,22 @@ const mcpPreflight = (request: Request) =>
       'access-control-max-age': '86400',
     },
   });
+
+/**
+ * The generated OpenAPI document, from the static assets (scripts/assets.mjs puts it there; the Worker script
+ * does not carry its ~240 KB), pointing at the origin it was fetched from. Built once per isolate and origin.
+ */
+const openapiBodies = new Map<string, string>();
+async function openapiDocument(env: Env, url: URL): Promise<Response> {
+  let body = openapiBodies.get(url.origin);
+  if (body === undefined) {
+    const asset = env.ASSETS ? await env.ASSETS.fetch(new URL('/api/openapi.json', url.origin)) : null;
+    if (!asset?.ok) return json({ error: 'not_built', message: 'The OpenAPI document is not among the static assets: run npm run assets' }, 503);
+    body = JSON.stringify({ ...(await asset.json<Record<string, unknown>>()), servers: [{ url: url.origin }] });
+    if (openapiBodies.size < 8) openapiBodies.set(url.origin, body);
+  }
+  return new Response(body, { headers: { 'content-type': 'application/json', 'cache-control': 'public, max-age=60', 'access-control-allow-origin': '*' } });
+}
 
 const notFound = (pathname: string) => json({ error: 'not_found', message: `No route for ${pathname}; see /docs` }, 404);
 

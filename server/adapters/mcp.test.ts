@@ -107,6 +107,15 @@ describe('MCP 2026-07-28 on /mcp', () => {
     expect(body.error.code).toBe(-32020);
   });
 
+  it('holds Mcp-Name to the field each method names (a taskId for tasks/get), and answers a method it does not serve with -32601', async () => {
+    const { status, body } = await modern(13, 'tasks/get', { taskId: 'task-1' }, { 'mcp-name': 'task-1' });
+    expect(status).toBe(404);
+    expect(body.error.code).toBe(-32601);
+    const mismatch = await modern(14, 'tasks/get', { taskId: 'task-1' }, { 'mcp-name': 'task-2' });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.body.error.code).toBe(-32020);
+  });
+
   it('answers methods the revision removed (initialize, ping) and unknown ones with HTTP 404 and -32601, keeping the id', async () => {
     for (const [id, method] of [
       [8, 'initialize'],

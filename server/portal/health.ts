@@ -1,5 +1,4 @@
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { decrypt } from '../crypto/encryption';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
@@ -8,8 +7,9 @@ import { guardedFetch } from '../lib/outbound';
 import type { ServerRow } from './servers.store';
 
 /**
- * Health check: speaks MCP to the server (initialize, then tools/list) with the MCP SDK's own client,
- * over the SSRF-guarded fetch, and records what it found.
+ * Health check: speaks MCP to the server with the MCP SDK's own client (v2, `auto` negotiation: it probes
+ * `server/discover` and falls back to `initialize`, so 2026-07-28-only and 2025 servers are both seen as they
+ * are), then tools/list, over the SSRF-guarded fetch, and records what it found.
  */
 const CHECK_TIMEOUT_MS = 10_000;
 const MAX_RESPONSE_BYTES = 1 << 20;
@@ -41,7 +41,7 @@ export async function probeServer(env: Env, row: ProbeTarget): Promise<HealthRes
     headers[config.header_name] = await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id));
   }
   const started = Date.now();
-  const client = new Client({ name: 'chittyauth-portal', version: '0.1.0' }, { jsonSchemaValidator: noValidation as never });
+  const client = new Client({ name: 'chittyauth-portal', version: '0.1.0' }, { jsonSchemaValidator: noValidation as never, versionNegotiation: { mode: 'auto' } });
   const fetch = guardedFetch(env, { timeoutMs: CHECK_TIMEOUT_MS, maxBytes: MAX_RESPONSE_BYTES });
   const transport = new StreamableHTTPClientTransport(new URL(row.mcp_url), { requestInit: { headers }, fetch });
   try {
@@ -54,7 +54,7 @@ export async function probeServer(env: Env, row: ProbeTarget): Promise<HealthRes
       refused: null,
       detail: null,
       latencyMs,
-      protocolVersion: transport.protocolVersion ?? null,
+      protocolVersion: client.getNegotiatedProtocolVersion() ?? null,
       capabilities: caps as Record<string, unknown>,
       tools: tools.slice(0, 500).map((t) => ({ name: t.name, title: t.title ?? null, description: t.description?.slice(0, 1000) ?? null })),
     };

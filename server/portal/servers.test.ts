@@ -26,6 +26,13 @@ describe('servers.register', () => {
     expect(res.body.server.my_access).toEqual(['view', 'connect', 'call', 'admin']);
   });
 
+  it('probes a server that speaks only MCP 2026-07-28 and records it ready, with the version it speaks', async () => {
+    const res = await register({ server_id: id(), endpoints: { mcp: 'https://modern.example/mcp' } });
+    expect(res.status).toBe(200);
+    expect(res.body.server).toMatchObject({ status: 'ready', protocol_version: '2026-07-28' });
+    expect(res.body.server.tools.map((t: { name: string }) => t.name)).toEqual(['shout']);
+  });
+
   it('authenticates to the server with a stored header secret that is never returned or stored in plaintext', async () => {
     const server_id = id();
     const res = await register({ server_id, endpoints: { mcp: 'https://tools.example/mcp' }, auth: { type: 'header', header_name: 'X-Api-Key', header_value: 'upstream-secret' } });
