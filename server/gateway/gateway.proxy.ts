@@ -11,7 +11,7 @@ import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
 import { secretAad } from '../portal/health';
 import { findEnabledCached, serverPolicy, serversOnDomain, type ServerRow } from '../portal/servers.store';
 import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
-import { filterToolsInSse, type ToolFilter } from './sse';
+import { filterToolsInSse, filterToolsResult, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
 
 /**
@@ -23,8 +23,12 @@ import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-
 const UPSTREAM_TIMEOUT_MS = 120_000;
 const MAX_UPSTREAM_BYTES = 16 << 20;
 const MAX_REQUEST_BYTES = 1 << 20;
-/** Headers passed to the upstream; everything else (Authorization, Cookie, …) stays here. */
-const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-protocol-version', 'last-event-id'];
+/**
+ * Headers passed to the upstream; everything else (Authorization, Cookie, …) stays here. MCP 2026-07-28 servers
+ * refuse a request without its routing headers (Mcp-Method, Mcp-Name) and check Mcp-Param-* against the body.
+ */
+const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name'];
+const FORWARDED_REQUEST_PREFIX = 'mcp-param-';
 const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protocol-version'];
 
 export const gatewayMetadataUrl = (env: Env, serverId: string) => `${env.ISSUER}/.well-known/oauth-protected-resource/gw/${serverId}/mcp`;
@@ -48,6 +52,7 @@ async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstr
     const value = request.headers.get(name);
     if (value) headers.set(name, value);
   }
+  for (const [name, value] of request.headers) if (name.startsWith(FORWARDED_REQUEST_PREFIX)) headers.set(name, value);
   if (upstreamSession) headers.set('mcp-session-id', upstreamSession);
   const config = JSON.parse(row.auth_config) as { header_name?: string };
   if (row.auth_type === 'header' && config.header_name && row.auth_secret_encrypted) {
@@ -216,8 +221,8 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     const type = upstream.headers.get('content-type') ?? '';
     if (type.includes('text/event-stream')) return new Response(filterToolsInSse(upstream.body, toolFilter), { status: upstream.status, headers });
     if (type.includes('application/json')) {
-      const body = (await upstream.json()) as { result?: { tools?: { name: string }[] } };
-      if (body.result?.tools) body.result.tools = body.result.tools.filter((t) => toolFilter(t.name));
+      const body = (await upstream.json()) as { result?: Parameters<typeof filterToolsResult>[0] };
+      if (body.result) filterToolsResult(body.result, toolFilter);
       return new Response(JSON.stringify(body), { status: upstream.status, headers });
     }
   }

@@ -64,6 +64,23 @@ describe('gateway route as a protected resource', () => {
 });
 
 describe('gateway proxying', () => {
+  it('fronts an upstream that speaks only MCP 2026-07-28: its routing headers go through, and a filtered list is private', async () => {
+    const serverId = await registerUpstream('https://modern.example/mcp');
+    const bearer = await routeToken(serverId);
+    const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'gw-test', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const modern = { 'mcp-protocol-version': '2026-07-28' };
+    const list = await rpc(serverId, 'tools/list', { _meta: envelope }, bearer, { ...modern, 'mcp-method': 'tools/list' });
+    expect(list.status, JSON.stringify(list.body)).toBe(200);
+    expect(list.body.result.tools.map((t: { name: string }) => t.name)).toEqual(['shout']);
+    // The upstream said public (the same list for everyone); through the gateway the list depends on the user.
+    expect(list.body.result).toMatchObject({ ttlMs: 60_000, cacheScope: 'private' });
+    const call = await rpc(serverId, 'tools/call', { name: 'shout', arguments: { message: 'hi' }, _meta: envelope }, bearer, { ...modern, 'mcp-method': 'tools/call', 'mcp-name': 'shout' });
+    expect(call.status, JSON.stringify(call.body)).toBe(200);
+    expect(call.body.result.content[0].text).toBe('HI');
+    const seen = (await (await fetch('https://modern.example/__requests')).json()) as { headers: Record<string, string> }[];
+    expect(seen.at(-1)!.headers).toMatchObject({ 'mcp-method': 'tools/call', 'mcp-name': 'shout' });
+  });
+
   it('lists and calls the upstream’s tools, and never hands the upstream the ChittyAuth token', async () => {
     const serverId = await registerUpstream('https://tools.example/mcp', { type: 'header', header_name: 'X-Api-Key', header_value: 'upstream-secret' });
     const bearer = await routeToken(serverId);

@@ -5,19 +5,32 @@
  */
 export type ToolFilter = (toolName: string) => boolean;
 
+type ToolsResult = { tools?: { name: string }[]; cacheScope?: unknown; ttlMs?: unknown };
+
+/**
+ * A tools/list result cut down to the tools this user may call. The list now depends on the user, so a
+ * 2026-07-28 cache hint the upstream gave for everyone (`cacheScope: "public"`) becomes `"private"`
+ * (MCP 2026-07-28 "Caching": a result that varies by caller must not be shared).
+ */
+export function filterToolsResult(result: ToolsResult, allow: ToolFilter): void {
+  if (!Array.isArray(result.tools)) return;
+  result.tools = result.tools.filter((t) => allow(t.name));
+  if ('cacheScope' in result || 'ttlMs' in result) result.cacheScope = 'private';
+}
+
 function filterEvent(event: string, allow: ToolFilter): string {
   const lines = event.split('\n');
   const dataLines = lines.filter((l) => l.startsWith('data:'));
   if (dataLines.length === 0) return event;
   const data = dataLines.map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-  let parsed: { result?: { tools?: { name: string }[] } };
+  let parsed: { result?: ToolsResult };
   try {
     parsed = JSON.parse(data);
   } catch {
     return event;
   }
   if (!Array.isArray(parsed.result?.tools)) return event;
-  parsed.result!.tools = parsed.result!.tools!.filter((t) => allow(t.name));
+  filterToolsResult(parsed.result!, allow);
   return [...lines.filter((l) => !l.startsWith('data:')), `data: ${JSON.stringify(parsed)}`].join('\n');
 }
 
