@@ -1,10 +1,9 @@
 import * as v from 'valibot';
 import { base } from './base';
-import { ChittyIdSchema, DurationSchema, NullableTimestampSchema, TimestampSchema } from './schemas';
+import { boundedJsonObject, ChittyIdSchema, DurationSchema, NullableTimestampSchema, TimestampSchema } from './schemas';
 
 const ClaimsSchema = v.pipe(
-  v.record(v.pipe(v.string(), v.maxLength(64)), v.unknown()),
-  v.check((claims) => JSON.stringify(claims).length <= 4096, 'Invalid claims: at most 4096 bytes of JSON'),
+  boundedJsonObject('claims', { maxKeyLength: 64, maxBytes: 4096 }),
   v.description('Custom claims. Registered claims (iss, sub, aud, exp, nbf, iat, jti) and token-use claims (scope, client_id, sid) are set by the server and may not be given.'),
 );
 

@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { base, CONFLICT, NOT_FOUND } from './base';
-import { ChittyIdSchema, NullableTimestampSchema, RoleSchema, TimestampSchema } from './schemas';
+import { boundedJsonObject, ChittyIdSchema, NullableTimestampSchema, RoleSchema, TimestampSchema } from './schemas';
 
 const ServerIdSchema = v.pipe(v.string(), v.maxLength(64), v.regex(/^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$/, 'Invalid server_id: 3 to 64 characters a-z, 0-9 and -'));
 const UrlSchema = v.pipe(v.string(), v.maxLength(512), v.url('Invalid URL'));
@@ -238,7 +238,7 @@ export const ServerJsonSchema = v.looseObject({
   description: v.optional(v.pipe(v.string(), v.maxLength(1000))),
   version: v.optional(v.pipe(v.string(), v.maxLength(32))),
   remotes: v.pipe(v.array(RemoteSchema), v.minLength(1, 'Invalid remotes: the portal registers remote servers; give at least one remote'), v.maxLength(4)),
-  _meta: v.optional(v.record(v.pipe(v.string(), v.maxLength(200)), v.unknown())),
+  _meta: v.optional(boundedJsonObject('_meta', { maxKeyLength: 200 })),
 });
 
 export const importServer = base

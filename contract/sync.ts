@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import { base, CONFLICT, NOT_FOUND } from './base';
-import { DurationSchema, idSchema, NameSchema, NullableTimestampSchema, TimestampSchema } from './schemas';
+import { boundedJsonObject, DurationSchema, idSchema, NameSchema, NullableTimestampSchema, TimestampSchema } from './schemas';
 
 /**
  * Cross-device sync (seed 000's cross-session continuity): a user's devices, the state each MCP server keeps for
@@ -27,10 +27,7 @@ export const MAX_DOCUMENT_BYTES = 64 * 1024;
 export const MAX_DOCUMENT_FIELDS = 256;
 
 const DocumentSchema = v.pipe(
-  v.record(v.pipe(v.string(), v.maxLength(128)), v.unknown(), 'Invalid document: expected a JSON object'),
-  v.check((doc) => !Array.isArray(doc), 'Invalid document: expected a JSON object, not an array'),
-  v.check((doc) => Object.keys(doc).length <= MAX_DOCUMENT_FIELDS, `Invalid document: at most ${MAX_DOCUMENT_FIELDS} top-level fields`),
-  v.check((doc) => JSON.stringify(doc).length <= MAX_DOCUMENT_BYTES, `Invalid document: at most ${MAX_DOCUMENT_BYTES} bytes as JSON`),
+  boundedJsonObject('document', { maxKeyLength: 128, maxFields: MAX_DOCUMENT_FIELDS, maxBytes: MAX_DOCUMENT_BYTES }),
   v.description('The state, a JSON object. Merging works on its top-level fields.'),
 );
 

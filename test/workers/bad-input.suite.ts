@@ -13,7 +13,18 @@ import { admin, apiKey, mcp, snapshotDatabase, type Caller } from './helpers';
  * (an MCP tool error on /mcp), never a 500, and leave the database exactly as it was.
  * The bad inputs are derived from each procedure's own JSON Schema, not written by hand.
  */
-type Json = { type?: string; properties?: Record<string, Json>; required?: string[]; maxLength?: number; enum?: unknown[]; anyOf?: Json[]; items?: Json };
+type Json = { type?: string; properties?: Record<string, Json>; required?: string[]; maxLength?: number; enum?: unknown[]; anyOf?: Json[]; items?: Json; additionalProperties?: Json | boolean };
+
+/** A field of free-form JSON: an object whose values may be anything (`additionalProperties: {}`). */
+const freeForm = (s: Json) => s.type === 'object' && typeof s.additionalProperties === 'object' && Object.keys(s.additionalProperties).length === 0 && !s.properties;
+
+/** JSON nested `depth` levels deep, which JSON.parse accepts and recursive code cannot walk. */
+function deeplyNested(depth: number): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  let node = root;
+  for (let i = 0; i < depth; i++) node = (node.a = {}) as Record<string, unknown>;
+  return root;
+}
 
 interface BadCase {
   label: string;
@@ -69,6 +80,11 @@ export function badCases(e: ContractEntry, valid: Record<string, unknown>): BadC
       cases.push({ label: `${field} oversized`, input: { ...valid, [field]: 'x'.repeat(inUrl ? s.maxLength + 1 : 100_000) }, field, doors: all });
     }
     if (s.type === 'array') cases.push({ label: `${field} with an item of the wrong type`, input: { ...valid, [field]: [{ nested: true }] }, field, doors: all });
+    if (freeForm(s)) {
+      // 200 levels: deep enough to break the limit, shallow enough for the typed client to serialize (json-depth.test.ts sends 30,000 raw).
+      cases.push({ label: `${field} nested 200 levels deep`, input: { ...valid, [field]: deeplyNested(200) }, field, doors: all });
+      cases.push({ label: `${field} with an array of 1,001 entries`, input: { ...valid, [field]: { list: Array.from({ length: 1001 }, () => 0) } }, field, doors: all });
+    }
   }
   return cases;
 }
