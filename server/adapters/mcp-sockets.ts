@@ -39,6 +39,8 @@ export interface SocketInfo {
   token: string;
   chittyId: string;
   credentialId: string;
+  /** The OAuth grant an access token was issued under: ending the grant ends the socket too. */
+  grantId: string | null;
   /** Epoch ms when the credential expires (the socket closes then), or null. */
   expiresAt: number | null;
   origin: string | null;
@@ -78,9 +80,10 @@ export class McpSockets extends DurableObject<Env> {
   async #connect(request: Request): Promise<Response> {
     const info = JSON.parse(request.headers.get(SOCKET_INFO_HEADER) ?? 'null') as SocketInfo;
     // A credential ended moments ago may still pass an isolate's cache: refuse it as the HTTP door would.
-    if (await this.ctx.storage.get(`${ENDED_PREFIX}${info.credentialId}`)) return unauthorizedChallenge(this.env, 'revoked');
+    const ended = await this.ctx.storage.get([`${ENDED_PREFIX}${info.credentialId}`, ...(info.grantId ? [`${ENDED_PREFIX}${info.grantId}`] : [])]);
+    if (ended.size > 0) return unauthorizedChallenge(this.env, 'revoked');
     const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
-    this.ctx.acceptWebSocket(server, [info.credentialId]);
+    this.ctx.acceptWebSocket(server, info.grantId ? [info.credentialId, info.grantId] : [info.credentialId]);
     try {
       server.serializeAttachment(info);
     } catch {

@@ -1,6 +1,9 @@
-import { SELF } from 'cloudflare:test';
+import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { resourceToken } from '../../test/workers/gateway-helpers';
 import { admin, apiKey, auditHead, auditSince, mcpSessionToken, ORIGIN, rest, user, type Caller } from '../../test/workers/helpers';
+import { endSockets } from '../auth/live-sockets';
+import type { Env } from '../env';
 
 /**
  * MCP over WebSocket at /mcp (mcp-websocket.ts, mcp-sockets.ts): refused before the upgrade as the HTTP door
@@ -254,6 +257,23 @@ describe('the socket ends with its credential', () => {
 
     expect((await rest('POST', `/v1/accounts/${someone.chittyId}/disable`, {}, root.token)).status).toBe(200);
     expect(await byKey.closed).toMatchObject({ code: 4401, reason: 'account disabled' });
+  });
+
+  it('closes an OAuth socket when its grant is revoked: announced by grant id at once, or found by the periodic re-check', async () => {
+    const someone = await user(['user']);
+    const gidOf = (token: string) => JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).gid as string;
+    const announced = await resourceToken(MCP, someone);
+    const s = await connect(announced);
+    expect((await s.request(1, 'tools/call', { name: 'whoami', arguments: {} })).result.structuredContent).toMatchObject({ credential: 'access_token' });
+    // What a grant revocation announces: the grant's id closes every socket of its access tokens.
+    expect(await endSockets(env as unknown as Env, someone.chittyId, { credentials: [gidOf(announced)], reason: 'credential revoked' })).toBe(1);
+    expect(await s.closed).toMatchObject({ code: 4401, reason: 'credential revoked' });
+
+    // Not announced (DELETE /v1/oauth/grants/{id} does not tell the hub today): the heartbeat's re-check closes it.
+    const silent = await resourceToken(MCP, someone);
+    const t = await connect(silent);
+    expect((await rest('DELETE', `/v1/oauth/grants/${gidOf(silent)}`, undefined, someone.token)).status).toBe(200);
+    expect(await t.closed).toMatchObject({ code: 4401, reason: 'credential revoked' });
   });
 
   it('closes with 4401 when the credential expires', async () => {

@@ -28,6 +28,7 @@ export async function handleMcpWebSocket(request: Request, context: RequestConte
     token: bearerToken(authorization)!,
     chittyId: principal.chittyId,
     credentialId: principal.credentialId,
+    grantId: principal.grantId ?? null,
     expiresAt: principal.expiresAt ?? null,
     origin: request.headers.get('origin'),
     ip: context.ip,

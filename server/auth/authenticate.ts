@@ -20,8 +20,9 @@ export interface Principal {
   /** What the credential may do, capped again by the principal's grants. */
   scopes: string[];
   sessionId: string | null;
-  /** The OAuth client an access token was issued to. */
+  /** The OAuth client an access token was issued to, and the grant it was issued under. */
   clientId?: string;
+  grantId?: string;
   /** When the credential stops being valid (epoch ms), null when it does not expire: long-lived connections close then. */
   expiresAt?: number | null;
 }
@@ -92,7 +93,7 @@ export async function authenticate(
     // OAuth access token (RFC 9068): local signature check, then the grant's state (revoked, expired, user
     // disabled), cached per isolate: no D1 read on most requests.
     if (!(await grantIsLive(db, claims.gid))) return { ok: false, reason: 'revoked' };
-    return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id, expiresAt: tokenExpiry } };
+    return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id, grantId: claims.gid, expiresAt: tokenExpiry } };
   }
   return { ok: false, reason: 'invalid' };
 }

@@ -8,7 +8,7 @@ import type { Env } from '../env';
  */
 export type SocketEnding =
   | {
-      /** Credential ids (API key ids, session ids) that ended, or 'all' when the account itself was disabled. */
+      /** Credential ids that ended (API key ids, session ids, OAuth grant ids), or 'all' when the account itself was disabled. */
       credentials: string[] | 'all';
       /** The close reason the client sees, e.g. "credential revoked". */
       reason: string;
