@@ -10,6 +10,7 @@ import { HEARTBEAT_PREFIX, heartbeatMs, SUBPROTOCOL } from '../gateway/websocket
 import { mcpResource } from '../oauth/metadata';
 import { unauthorizedChallenge } from '../oauth/challenge';
 import { handleMcp } from './mcp';
+import { encodeHeaderValue } from './mcp-wire';
 
 /**
  * MCP over WebSocket at /mcp: the sockets of one user (one Durable Object per ChittyID, as the sync hub), held
@@ -124,7 +125,7 @@ export class McpSockets extends DurableObject<Env> {
         closed++;
         continue;
       }
-      if (!checks.has(info.token)) checks.set(info.token, authenticate(this.env, getDb(this.env.DB), `Bearer ${info.token}`, mcpResource(this.env), (p) => this.ctx.waitUntil(p)));
+      if (!checks.has(info.token)) checks.set(info.token, authenticate(this.env, getDb(this.env.DB), `Bearer ${info.token}`, mcpResource(this.env), this.#waitUntil));
       const auth = await checks.get(info.token)!;
       if (!auth.ok) {
         closeSocket(ws, CLOSE.credential, `credential ${auth.reason.replace('_', ' ')}`);
@@ -152,8 +153,14 @@ export class McpSockets extends DurableObject<Env> {
     }
     ws.serializeAttachment(info);
     if (info.expiresAt !== null && info.expiresAt <= Date.now()) return closeSocket(ws, CLOSE.credential, 'credential expired');
-    const response = await handleMcp(this.#asRequest(info, data, message), this.#context(info));
-    await this.#answer(ws, message, response);
+    try {
+      await this.#answer(ws, message, await handleMcp(this.#asRequest(info, data, message), this.#context(info)));
+    } catch (error) {
+      // As the Worker's top level answers an unexpected error with a generic 500: logged, and a generic JSON-RPC error.
+      console.error('MCP WebSocket frame failed', error);
+      const id = isObject(message) ? message.id : undefined;
+      if (id !== undefined && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32603, message: 'Internal error' } }));
+    }
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
@@ -223,7 +230,7 @@ export class McpSockets extends DurableObject<Env> {
       headers.set('mcp-protocol-version', claimed);
       headers.set('mcp-method', message.method);
       const name = message.method === 'resources/read' ? params?.uri : message.method === 'tools/call' || message.method === 'prompts/get' ? params?.name : undefined;
-      if (typeof name === 'string') headers.set('mcp-name', headerValue(name));
+      if (typeof name === 'string') headers.set('mcp-name', encodeHeaderValue(name));
     } else if (info.protocolVersion) {
       headers.set('mcp-protocol-version', info.protocolVersion);
     }
@@ -240,9 +247,11 @@ export class McpSockets extends DurableObject<Env> {
       ip: info.ip,
       userAgent: info.userAgent,
       accessAssertion: null,
-      waitUntil: (p) => this.ctx.waitUntil(p.catch((e) => console.error('background task failed', e))),
+      waitUntil: this.#waitUntil,
     };
   }
+
+  #waitUntil = (p: Promise<unknown>) => this.ctx.waitUntil(p.catch((e) => console.error('background task failed', e)));
 
   /** handleMcp's HTTP answer as frames. */
   async #answer(ws: WebSocket, message: Message | Message[] | undefined, response: Response): Promise<void> {
@@ -293,16 +302,4 @@ export class McpSockets extends DurableObject<Env> {
     info.protocolVersion = version;
     ws.serializeAttachment(info);
   }
-}
-
-/**
- * An HTTP field value for Mcp-Name (MCP 2026-07-28 "Standard Headers", value encoding): a safe printable-ASCII value
- * as is, anything else as `=?base64?<base64 of its UTF-8>?=`, as SDK clients send it.
- */
-function headerValue(value: string): string {
-  const plain = value.length > 0 && value === value.trim() && /^[\t\x20-\x7e]*$/.test(value) && !(value.startsWith('=?base64?') && value.endsWith('?='));
-  if (plain) return value;
-  let binary = '';
-  for (const byte of new TextEncoder().encode(value)) binary += String.fromCharCode(byte);
-  return `=?base64?${btoa(binary)}?=`;
 }

@@ -185,6 +185,12 @@ describe('MCP over the socket', () => {
     expect(me.result.structuredContent).toMatchObject({ chitty_id: root.chittyId });
     const unsupported = await s.request(4, 'tools/list', { _meta: { ...envelope, 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } });
     expect(unsupported.error.code).toBe(-32022);
+    // A name that is no plain header value travels Base64-encoded in the derived Mcp-Name: the tool is unknown, the headers agree.
+    for (const [id, name] of [[5, 'ünïcode_tool'], [6, ' padded ']] as const) {
+      const unknown = await s.request(id, 'tools/call', { name, arguments: {}, _meta: envelope });
+      expect(unknown.error.code, JSON.stringify(unknown)).toBe(-32602);
+      expect(unknown.error.message).toContain(name);
+    }
     s.ws.close(1000, 'done');
   });
 
