@@ -99,7 +99,7 @@ export class McpSockets extends DurableObject<Env> {
   /** A revocation: those sockets close now, and the credentials are remembered for a while (see #connect). */
   async #end(ending: SocketEnding): Promise<number> {
     if (!('credentials' in ending)) return this.#recheck(Date.now());
-    const sockets = ending.credentials === 'all' ? this.#open() : ending.credentials.flatMap((id) => this.ctx.getWebSockets(id));
+    const sockets = ending.credentials === 'all' ? this.#open() : ending.credentials.flatMap((id) => this.ctx.getWebSockets(id)).filter((ws) => ws.readyState === WebSocket.OPEN);
     for (const ws of sockets) closeSocket(ws, CLOSE.credential, ending.reason);
     if (Array.isArray(ending.credentials)) {
       const now = Date.now();

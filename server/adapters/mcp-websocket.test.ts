@@ -2,8 +2,9 @@ import { env, SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { resourceToken } from '../../test/workers/gateway-helpers';
 import { admin, apiKey, auditHead, auditSince, mcpSessionToken, ORIGIN, rest, user, type Caller } from '../../test/workers/helpers';
-import { endSockets } from '../auth/live-sockets';
+import { endSockets, SOCKET_HUB_ORIGIN, socketHubOf } from '../auth/live-sockets';
 import type { Env } from '../env';
+import { CONNECT_PATH, SOCKET_INFO_HEADER, type SocketInfo } from './mcp-sockets';
 
 /**
  * MCP over WebSocket at /mcp (mcp-websocket.ts, mcp-sockets.ts): refused before the upgrade as the HTTP door
@@ -233,6 +234,22 @@ describe('the socket ends with its credential', () => {
     other.ws.close(1000, 'done');
     // Reconnecting with the revoked key is refused before the upgrade.
     expect((await upgrade({ authorization: `Bearer ${key}` })).status).toBe(401);
+  });
+
+  it('refuses, in the hub, an upgrade with a credential it was told had ended (one another isolate’s cache still let through)', async () => {
+    const someone = await user(['user']);
+    const { key, id } = await keyFor(someone);
+    const info: SocketInfo = { token: key, chittyId: someone.chittyId, credentialId: id, grantId: null, expiresAt: null, origin: null, ip: null, userAgent: null, protocolVersion: null, lastSeen: Date.now(), ping: null, pings: 0 };
+    const hubConnect = () => socketHubOf(env as unknown as Env, someone.chittyId).fetch(`${SOCKET_HUB_ORIGIN}${CONNECT_PATH}`, { headers: { upgrade: 'websocket', [SOCKET_INFO_HEADER]: JSON.stringify(info) } });
+    const accepted = await hubConnect();
+    expect(accepted.status).toBe(101);
+    const open = new Socket(accepted.webSocket!);
+    expect(await endSockets(env as unknown as Env, someone.chittyId, { credentials: [id], reason: 'credential revoked' })).toBe(1);
+    expect((await open.closed).code).toBe(4401);
+    const refused = await hubConnect();
+    expect(refused.status).toBe(401);
+    expect(refused.webSocket).toBeNull();
+    expect(refused.headers.get('www-authenticate')).toContain('error="invalid_token"');
   });
 
   it('closes when the socket revokes its own key with the revoke_api_key tool', async () => {
