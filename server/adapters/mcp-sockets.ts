@@ -10,7 +10,7 @@ import { HEARTBEAT_PREFIX, heartbeatMs, SUBPROTOCOL } from '../gateway/websocket
 import { mcpResource } from '../oauth/metadata';
 import { unauthorizedChallenge } from '../oauth/challenge';
 import { handleMcp } from './mcp';
-import { encodeHeaderValue } from './mcp-wire';
+import { encodeHeaderValue, mcpNameField } from './mcp-wire';
 
 /**
  * MCP over WebSocket at /mcp: the sockets of one user (one Durable Object per ChittyID, as the sync hub), held
@@ -229,7 +229,8 @@ export class McpSockets extends DurableObject<Env> {
     if (isObject(message) && typeof message.method === 'string' && message.id !== undefined && typeof claimed === 'string') {
       headers.set('mcp-protocol-version', claimed);
       headers.set('mcp-method', message.method);
-      const name = message.method === 'resources/read' ? params?.uri : message.method === 'tools/call' || message.method === 'prompts/get' ? params?.name : undefined;
+      const field = mcpNameField(message.method);
+      const name = field === undefined ? undefined : params?.[field];
       if (typeof name === 'string') headers.set('mcp-name', encodeHeaderValue(name));
     } else if (info.protocolVersion) {
       headers.set('mcp-protocol-version', info.protocolVersion);

@@ -26,7 +26,7 @@ class Socket {
 
   constructor(
     readonly ws: WebSocket,
-    private readonly answerPings = true,
+    private readonly answerPings: boolean | 'with an error' = true,
   ) {
     ws.accept();
     this.closed = new Promise((resolve) => ws.addEventListener('close', (e) => resolve({ code: e.code, reason: e.reason, at: Date.now() })));
@@ -34,7 +34,8 @@ class Socket {
       const m = JSON.parse(e.data as string);
       if (m.method === 'ping' && typeof m.id === 'string') {
         this.pings.push(m.id);
-        if (this.answerPings) ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
+        if (this.answerPings === 'with an error') ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }));
+        else if (this.answerPings) ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
         return;
       }
       this.messages.push(m);
@@ -65,7 +66,7 @@ class Socket {
 
 const upgrade = (headers: Record<string, string>, url = MCP) => SELF.fetch(url, { headers: { upgrade: 'websocket', 'sec-websocket-protocol': 'mcp', ...headers } });
 
-async function connect(token: string, answerPings = true) {
+async function connect(token: string, answerPings: boolean | 'with an error' = true) {
   const res = await upgrade({ authorization: `Bearer ${token}` });
   expect(res.status).toBe(101);
   expect(res.headers.get('sec-websocket-protocol')).toBe('mcp');
@@ -315,8 +316,8 @@ describe('heartbeat', () => {
     expect(s.pings).toEqual(['chittyauth-heartbeat-1']);
   });
 
-  it('stays open while the client answers its pings', async () => {
-    const s = await connect(rootKey);
+  it.each([[true], ['with an error' as const]])('stays open while the client answers its pings (answer: %s)', async (answer) => {
+    const s = await connect(rootKey, answer);
     while (s.pings.length < 3) await new Promise((r) => setTimeout(r, 100));
     expect(s.pings).toEqual(['chittyauth-heartbeat-1', 'chittyauth-heartbeat-2', 'chittyauth-heartbeat-3']);
     expect((await s.request(9, 'tools/list')).result.tools.length).toBeGreaterThan(0);
