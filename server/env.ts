@@ -26,7 +26,9 @@ export interface Env {
   SYNC_HUB: DurableObjectNamespace;
   /** Milliseconds between keep-alive comments on a sync stream (default 25000). */
   SYNC_HEARTBEAT_MS?: string;
-  /** Seconds between the gateway's heartbeat pings on WebSocket tunnels (default 30). */
+  /** Durable Object namespace of the per-user hubs of MCP WebSocket connections (GET /mcp with Upgrade: websocket). */
+  MCP_SOCKETS: DurableObjectNamespace;
+  /** Seconds between heartbeat pings on WebSocket connections: the gateway's tunnels and /mcp (default 30). */
   GATEWAY_WS_HEARTBEAT_SECONDS?: string;
   /** Extra browser origins allowed to call /mcp (space or comma separated). */
   ALLOWED_ORIGINS?: string;

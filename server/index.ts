@@ -1,4 +1,5 @@
 import { handleMcp, VERSION } from './adapters/mcp';
+import { handleMcpWebSocket } from './adapters/mcp-websocket';
 import { allowedRequestHeaders } from './adapters/mcp-wire';
 import { handleRest } from './adapters/rest';
 import { handleRpc } from './adapters/rpc';
@@ -27,6 +28,7 @@ import { readLimitedBytes } from './lib/urls';
 import { handleSyncStream } from './sync/stream';
 
 export { SyncHub } from './sync/hub';
+export { McpSockets } from './adapters/mcp-sockets';
 
 /** Requests larger than this are refused before anything parses them. */
 const MAX_BODY_BYTES = 1 << 20;
@@ -195,7 +197,13 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
   if (pathname === '/mcp') {
     if (request.method === 'OPTIONS') return mcpPreflight(request);
-    return withCors(await handleMcp(request, requestContext(request, env, ctx, 'mcp', mcpResource(env))), request);
+    const context = requestContext(request, env, ctx, 'mcp', mcpResource(env));
+    if (request.headers.get('upgrade')?.toLowerCase() === 'websocket') {
+      // MCP over WebSocket: a 101 goes back as the hub made it; a refusal is an HTTP answer like the HTTP door's.
+      const response = await handleMcpWebSocket(request, context);
+      return response.webSocket ? response : withCors(response, request);
+    }
+    return withCors(await handleMcp(request, context), request);
   }
 
   if (env.ASSETS && (request.method === 'GET' || request.method === 'HEAD')) {

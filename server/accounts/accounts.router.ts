@@ -5,6 +5,7 @@ import { hashPassword, verifyPassword } from '../crypto/password';
 import { isUniqueViolation, type DB } from '../db/schema';
 import type { Env } from '../env';
 import { mintIdentity } from '../identities/authority';
+import { endSockets } from '../auth/live-sockets';
 import { updateIdentityStatus } from '../identities/identities.store';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
@@ -132,7 +133,10 @@ export const accounts = {
     const now = nowIso();
     await updateAccountPassword(context.db, target, await hashPassword(input.new_password), now);
     const ended = await updateSessionsRevokedFor(context.db, target, now, self ? authz.principal.sessionId : null);
+    // Sockets opened with the sessions that just ended close (the hub authenticates each of them again).
+    const socketsClosed = ended > 0 ? await endSockets(context.env, target, { recheck: true }) : 0;
     context.audit.target = target;
+    context.audit.detail = { sessions_ended: ended, sockets_closed: socketsClosed };
     return { updated: true, sessions_ended: ended };
   }),
 
@@ -149,7 +153,8 @@ export const accounts = {
     // Its OAuth grants go too, so access tokens stop at once (and re-enabling does not revive them).
     const grantsRevoked = await revokeGrantsOf(context.db, input.chitty_id, 'account_disabled');
     context.audit.target = input.chitty_id;
-    context.audit.detail = { sessions_ended: ended, oauth_grants_revoked: grantsRevoked };
+    const socketsClosed = await endSockets(context.env, input.chitty_id, { credentials: 'all', reason: 'account disabled' });
+    context.audit.detail = { sessions_ended: ended, oauth_grants_revoked: grantsRevoked, sockets_closed: socketsClosed };
     return accountOut(context.db, input.chitty_id);
   }),
 

@@ -49,6 +49,33 @@ function invalidParams(m: Message): string | null {
  * "Standard Headers": tools/call and prompts/get name, resources/read uri, the tasks methods' taskId).
  */
 const NAMED: Record<string, string> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId' };
+export const mcpNameField = (method: unknown): string | undefined => (typeof method === 'string' && Object.hasOwn(NAMED, method) ? NAMED[method] : undefined);
+
+/**
+ * MCP 2026-07-28 Streamable HTTP, value encoding of Mcp-Name and Mcp-Param-*: a value that is not safe printable
+ * ASCII (non-ASCII, control characters, leading or trailing space, empty, or itself shaped like the sentinel) is
+ * sent as `=?base64?<Base64 of its UTF-8>?=`; anything else as it is.
+ */
+const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+export function encodeHeaderValue(value: string): string {
+  const plain = value.length > 0 && value === value.trim() && /^[\t\x20-\x7e]*$/.test(value) && !(value.startsWith('=?base64?') && value.endsWith('?='));
+  if (plain) return value;
+  let binary = '';
+  for (const byte of new TextEncoder().encode(value)) binary += String.fromCharCode(byte);
+  return `=?base64?${btoa(binary)}?=`;
+}
+
+/** The value an encoded header carries, or undefined when its Base64 or UTF-8 is not valid. */
+export function decodeHeaderValue(value: string): string | undefined {
+  if (!(value.startsWith('=?base64?') && value.endsWith('?='))) return value;
+  const b64 = SENTINEL.exec(value)?.[1];
+  if (b64 === undefined || b64.length % 4 !== 0) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Mcp-Method / Mcp-Name, when a request carries them, must agree with its body: intermediaries route and
@@ -59,10 +86,10 @@ function headerMismatch(request: Request, m: Message): string | null {
   const method = request.headers.get('mcp-method');
   if (method !== null && method !== m.method) return `the Mcp-Method header names "${method}" but the body's method is "${String(m.method)}"`;
   const name = request.headers.get('mcp-name');
-  const field = typeof m.method === 'string' ? NAMED[m.method] : undefined;
+  const field = mcpNameField(m.method);
   if (name === null || field === undefined) return null;
   const named = isObject(m.params) ? m.params[field] : undefined;
-  if (name !== named) return `the Mcp-Name header names "${name}" but the body's params.${field} is ${typeof named === 'string' ? `"${named}"` : 'missing'}`;
+  if (decodeHeaderValue(name) !== named) return `the Mcp-Name header names "${name}" but the body's params.${field} is ${typeof named === 'string' ? `"${named}"` : 'missing'}`;
   return null;
 }
 

@@ -92,6 +92,17 @@ describe('MCP 2026-07-28 on /mcp', () => {
     expect(body.error.data).toEqual({ supported: [...SERVED_VERSIONS], requested: '2099-01-01' });
   });
 
+  it('decodes a Base64-encoded Mcp-Name (a name that is no plain header value) before comparing it with the body', async () => {
+    const encoded = `=?base64?${btoa(String.fromCharCode(...new TextEncoder().encode('ünïcode_tool')))}?=`;
+    const agreeing = await modern(8, 'tools/call', { name: 'ünïcode_tool', arguments: {} }, { 'mcp-name': encoded });
+    expect(agreeing.body.error.code).toBe(-32602); // an unknown tool, not a header mismatch
+    const disagreeing = await modern(9, 'tools/call', { name: 'whoami', arguments: {} }, { 'mcp-name': encoded });
+    expect(disagreeing.status).toBe(400);
+    expect(disagreeing.body.error.code).toBe(-32020);
+    const broken = await modern(10, 'tools/call', { name: 'whoami', arguments: {} }, { 'mcp-name': '=?base64?not base64!?=' });
+    expect(broken.body.error.code).toBe(-32020);
+  });
+
   it('refuses an Mcp-Name that disagrees with the body with -32020 and HTTP 400, and runs nothing', async () => {
     const { status, body } = await modern(6, 'tools/call', { name: 'whoami', arguments: {} }, { 'mcp-name': 'evil' });
     expect(status).toBe(400);

@@ -93,14 +93,21 @@ function mcpServer(context: RequestContext, authz: Authorizer): Server {
   return server;
 }
 
-export async function handleMcp(request: Request, context: RequestContext): Promise<Response> {
-  const { env } = context;
+/** What both MCP doors (HTTP and the WebSocket upgrade) refuse before looking at a credential: a foreign Origin, a token in the URL. */
+export function refuseBeforeAuth(request: Request, env: RequestContext['env']): Response | null {
   if (!originAllowed(env, request.headers.get('origin'))) {
     return new Response(JSON.stringify({ error: 'forbidden_origin', message: 'Requests from this Origin are not allowed (DNS rebinding protection)' }), { status: 403, headers: { 'content-type': 'application/json' } });
   }
   // OAuth 2.1 §5.1.1 forbids access tokens in the query string.
   const url = new URL(request.url);
   if (url.searchParams.has('access_token')) return challengeResponse(env, 400, { error: 'invalid_request', description: 'tokens in the query string are refused' }, 'Send the token in the Authorization header, never in the URL');
+  return null;
+}
+
+export async function handleMcp(request: Request, context: RequestContext): Promise<Response> {
+  const { env } = context;
+  const refusedEarly = refuseBeforeAuth(request, env);
+  if (refusedEarly) return refusedEarly;
   if (request.method !== 'POST') {
     // Stateless: no server-initiated stream (GET) and no session to delete.
     return new Response(JSON.stringify({ error: 'method_not_allowed', message: 'This MCP endpoint is stateless: POST JSON-RPC messages' }), {

@@ -1,5 +1,6 @@
 import { ORPCError } from '@orpc/server';
 import { API_KEY_PREFIX } from '../auth/authenticate';
+import { endSockets } from '../auth/live-sockets';
 import { randomSecret, sha256Hex } from '../crypto/hash';
 import type { ApiKeysTable } from '../db/schema';
 import { requireIdentity } from '../identities/authority';
@@ -86,6 +87,8 @@ export const apiKeys = {
     // Do not reveal whether another principal's key exists to a caller who may not touch it.
     if (row.chitty_id !== authz.principal.chittyId && !(await authz.can('api_keys:revoke:any'))) throw notFound(input.key_id);
     await updateApiKeyRevoked(context.db, row.id, nowIso());
+    // A revoked key keeps no connection alive: its MCP WebSocket connections close now.
+    context.audit.detail = { sockets_closed: await endSockets(context.env, row.chitty_id, { credentials: [row.id], reason: 'credential revoked' }) };
     return toApiKey((await findApiKey(context.db, row.id))!);
   }),
 };

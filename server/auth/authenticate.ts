@@ -20,8 +20,11 @@ export interface Principal {
   /** What the credential may do, capped again by the principal's grants. */
   scopes: string[];
   sessionId: string | null;
-  /** The OAuth client an access token was issued to. */
+  /** The OAuth client an access token was issued to, and the grant it was issued under. */
   clientId?: string;
+  grantId?: string;
+  /** When the credential stops being valid (epoch ms), null when it does not expire: long-lived connections close then. */
+  expiresAt?: number | null;
 }
 
 export type AuthFailure = 'missing' | 'malformed' | 'invalid' | 'expired' | 'revoked' | 'disabled' | 'wrong_audience';
@@ -35,6 +38,8 @@ export function bearerToken(authorization: string | null): string | null | undef
 }
 
 const stale = (at: string | null) => !at || Date.now() - Date.parse(at) > TOUCH_INTERVAL_MS;
+const epochMs = (iso: string | null) => (iso === null ? null : Date.parse(iso));
+const earliest = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
 
 /**
  * Who is calling. `audience` is the resource the credential must have been issued for:
@@ -61,7 +66,7 @@ export async function authenticate(
     if (stale(key.last_used_at)) waitUntil(updateApiKeyLastUsed(db, key.id, nowIso()));
     return {
       ok: true,
-      principal: withGrants({ chittyId: key.chitty_id, credential: 'api_key', credentialId: key.id, scopes: JSON.parse(key.scopes), sessionId: null }, grants),
+      principal: withGrants({ chittyId: key.chitty_id, credential: 'api_key', credentialId: key.id, scopes: JSON.parse(key.scopes), sessionId: null, expiresAt: epochMs(key.expires_at) }, grants),
     };
   }
 
@@ -71,6 +76,7 @@ export async function authenticate(
   }
   const claims = verified.claims;
   const scopes = typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [];
+  const tokenExpiry = typeof claims.exp === 'number' ? claims.exp * 1000 : null;
   if (typeof claims.sub !== 'string' || typeof claims.jti !== 'string') return { ok: false, reason: 'invalid' };
 
   if (typeof claims.sid === 'string') {
@@ -81,13 +87,13 @@ export async function authenticate(
     if (session.expires_at <= nowIso()) return { ok: false, reason: 'expired' };
     if (session.owner_status !== 'active') return { ok: false, reason: 'disabled' };
     if (stale(session.last_seen_at)) waitUntil(updateSessionLastSeen(db, session.id, nowIso()));
-    return { ok: true, principal: withGrants({ chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id }, grants as GrantsTable[]) };
+    return { ok: true, principal: withGrants({ chittyId: claims.sub, credential: 'session', credentialId: session.id, scopes, sessionId: session.id, expiresAt: earliest(tokenExpiry, epochMs(session.expires_at)) }, grants as GrantsTable[]) };
   }
   if (typeof claims.gid === 'string' && typeof claims.client_id === 'string') {
     // OAuth access token (RFC 9068): local signature check, then the grant's state (revoked, expired, user
     // disabled), cached per isolate: no D1 read on most requests.
     if (!(await grantIsLive(db, claims.gid))) return { ok: false, reason: 'revoked' };
-    return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id } };
+    return { ok: true, principal: { chittyId: claims.sub, credential: 'access_token', credentialId: claims.jti, scopes, sessionId: null, clientId: claims.client_id, grantId: claims.gid, expiresAt: tokenExpiry } };
   }
   return { ok: false, reason: 'invalid' };
 }

@@ -20,10 +20,10 @@ import { connectUrl, markNeedsReconnect } from './upstream-oauth';
  * one is due closes the socket with 4408. Close codes: 4408 heartbeat timeout, 4502 upstream failed,
  * 1003 binary frame, 1009 message over 1 MiB, 1000 when the client closes.
  */
-const SUBPROTOCOL = 'mcp';
+export const SUBPROTOCOL = 'mcp';
 /** Browsers cannot set Authorization on a WebSocket: they may offer the token as a subprotocol `bearer.<token>`. */
 const TOKEN_PROTOCOL_PREFIX = 'bearer.';
-const HEARTBEAT_PREFIX = 'chittyauth-heartbeat-';
+export const HEARTBEAT_PREFIX = 'chittyauth-heartbeat-';
 const DEFAULT_HEARTBEAT_SECONDS = 30;
 const MAX_MESSAGE_BYTES = 1 << 20;
 const UPSTREAM_TIMEOUT_MS = 120_000;
@@ -47,15 +47,23 @@ export function heartbeatMs(env: Env): number {
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_HEARTBEAT_SECONDS * 1000;
 }
 
+/**
+ * The subprotocols a WebSocket handshake offers (RFC 6455 §4.1, Sec-WebSocket-Protocol) and the credential it
+ * carries: the Authorization header, else a `bearer.<token>` subprotocol. Every WebSocket door reads it here.
+ */
+export function upgradeCredential(request: Request): { offered: string[]; authorization: string | null } {
+  const offered = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const fromProtocol = offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX))?.slice(TOKEN_PROTOCOL_PREFIX.length);
+  return { offered, authorization: request.headers.get('authorization') ?? (fromProtocol ? `Bearer ${fromProtocol}` : null) };
+}
+
 export async function handleWebSocket(request: Request, env: Env, db: DB, route: GatewayRoute, waitUntil: Background): Promise<Response> {
   // RFC 6455 §4.1: the opening handshake is a GET with Upgrade: websocket.
   if (request.method !== 'GET' || request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
     return new Response(JSON.stringify({ error: 'upgrade_required', message: 'Open a WebSocket (GET with Upgrade: websocket, subprotocol mcp)' }), { status: 426, headers: { upgrade: 'websocket', 'content-type': 'application/json' } });
   }
-  const offered = (request.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+  const { offered, authorization } = upgradeCredential(request);
   if (!offered.includes(SUBPROTOCOL)) return jsonError(400, 'invalid_request', `Offer the WebSocket subprotocol "${SUBPROTOCOL}"`);
-  const fromProtocol = offered.find((p) => p.startsWith(TOKEN_PROTOCOL_PREFIX))?.slice(TOKEN_PROTOCOL_PREFIX.length);
-  const authorization = request.headers.get('authorization') ?? (fromProtocol ? `Bearer ${fromProtocol}` : null);
   const gate = await admit(request, env, db, route, authorization, waitUntil);
   if (!gate.ok) return gate.response;
   const a = gate.admitted;

@@ -1,5 +1,6 @@
 import { ORPCError } from '@orpc/server';
 import type { SessionsTable } from '../db/schema';
+import { endSockets } from '../auth/live-sockets';
 import { nowIso } from '../lib/time';
 import { authzOf, os } from '../orpc';
 import { publish } from '../sync/hub';
@@ -38,6 +39,7 @@ export const sessions = {
     await updateSessionRevoked(context.db, row.id, nowIso());
     // Remote termination reaches the user's devices live; streams opened with this session close.
     await publish(context.env, row.chitty_id, { event: { type: 'session_terminated', session_id: row.id, device_id: row.device_id ?? null }, close: { session_ids: [row.id] } });
+    context.audit.detail = { sockets_closed: await endSockets(context.env, row.chitty_id, { credentials: [row.id], reason: 'credential revoked' }) };
     return toSession((await findSession(context.db, row.id))!, authz.principal.sessionId);
   }),
 };

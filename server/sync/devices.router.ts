@@ -1,4 +1,5 @@
 import { ORPCError } from '@orpc/server';
+import { endSockets } from '../auth/live-sockets';
 import type { DevicesTable } from '../db/schema';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
@@ -52,9 +53,10 @@ export const devices = {
     context.audit.target = input.device_id;
     if (!(await findLiveDevice(context.db, principal.chittyId, input.device_id))) throw notFound(input.device_id);
     const ended = await removeDeviceAndCredentials(context.db, principal.chittyId, input.device_id);
-    context.audit.detail = { sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys };
-    // Its open streams are told, then closed; the other devices learn it was removed.
+    // Its open streams are told, then closed; the other devices learn it was removed; its MCP sockets close.
     await publish(context.env, principal.chittyId, { event: { type: 'device_removed', device_id: input.device_id }, close: { device_id: input.device_id, session_ids: ended.sessions } });
+    const socketsClosed = await endSockets(context.env, principal.chittyId, { credentials: [...ended.sessions, ...ended.apiKeyIds], reason: 'credential revoked' });
+    context.audit.detail = { sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys, sockets_closed: socketsClosed };
     return { device_id: input.device_id, sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys };
   }),
 };

@@ -27,11 +27,12 @@ export const bindSessionToDevice = (db: DB, sessionId: string, deviceId: string)
 /**
  * Removes a device and revokes what was issued to it, in one D1 batch (a transaction): the device, its live
  * sessions and its live API keys all at once, or nothing. Returns the sessions ended (their ids, for the
- * live streams) and how many keys were revoked.
+ * live streams) and how many keys were revoked, with the ids of the keys that were live (for their open sockets).
  */
-export async function removeDeviceAndCredentials(db: DB, chittyId: string, deviceId: string): Promise<{ sessions: string[]; apiKeys: number }> {
+export async function removeDeviceAndCredentials(db: DB, chittyId: string, deviceId: string): Promise<{ sessions: string[]; apiKeys: number; apiKeyIds: string[] }> {
   const at = nowIso();
   const sessions = await db.selectFrom('sessions').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
+  const liveKeys = await db.selectFrom('api_keys').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
   const statements = [
     db.updateTable('devices').set({ removed_at: at, updated_at: at }).where('id', '=', deviceId).where('chitty_id', '=', chittyId).where('removed_at', 'is', null).compile(),
     db.updateTable('sessions').set({ revoked_at: at }).where('device_id', '=', deviceId).where('revoked_at', 'is', null).compile(),
@@ -52,7 +53,7 @@ export async function removeDeviceAndCredentials(db: DB, chittyId: string, devic
     });
   }
   clearCachesFor(touched);
-  return { sessions: sessions.map((s) => s.id), apiKeys: keys };
+  return { sessions: sessions.map((s) => s.id), apiKeys: keys, apiKeyIds: liveKeys.map((k) => k.id) };
 }
 
 export interface State {
