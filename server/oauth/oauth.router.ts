@@ -101,6 +101,9 @@ export const oauth = {
         updated_at: now,
         expires_at: null,
         last_used_at: null,
+        jwks: null,
+        jwks_uri: null,
+        token_endpoint_auth_signing_alg: null,
       };
       await context.db.insertInto('oauth_clients').values(row).execute();
       context.audit.target = clientId;
