@@ -16,11 +16,20 @@ export const OAuthClientSchema = v.object({
   scopes: v.nullable(v.array(v.string())),
   client_uri: v.nullable(v.string()),
   chitty_id: v.pipe(v.nullable(v.string()), v.description('The client’s own ChittyID, used for client_credentials')),
+  jwks_uri: v.pipe(v.nullable(v.string()), v.description('Where a private_key_jwt client publishes its public keys')),
+  jwks: v.pipe(v.nullable(v.looseObject({ keys: v.array(v.looseObject({ kty: v.string() })) })), v.description('A private_key_jwt client’s public keys, when given inline')),
+  token_endpoint_auth_signing_alg: v.nullable(v.string()),
   created_at: TimestampSchema,
   last_used_at: NullableTimestampSchema,
 });
 
-const AuthMethodSchema = v.picklist(['none', 'client_secret_basic', 'client_secret_post'], 'Invalid token_endpoint_auth_method');
+const AuthMethodSchema = v.picklist(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'], 'Invalid token_endpoint_auth_method');
+const SigningAlgSchema = v.picklist(['RS256', 'PS256', 'ES256', 'EdDSA'], 'Invalid token_endpoint_auth_signing_alg: expected RS256, PS256, ES256 or EdDSA');
+/** A JWK Set of public keys (RFC 7517 §5); the server checks each key further (asymmetric, public only). */
+const JwksSchema = v.pipe(
+  v.looseObject({ keys: v.pipe(v.array(v.looseObject({ kty: v.pipe(v.string(), v.maxLength(8)) })), v.minLength(1), v.maxLength(20)) }),
+  v.description('A JSON Web Key Set of the client’s public signing keys, for private_key_jwt'),
+);
 const GrantTypeSchema = v.picklist(['authorization_code', 'refresh_token', 'client_credentials'], 'Invalid grant type');
 
 export const registerOAuthClient = base
@@ -31,7 +40,7 @@ export const registerOAuthClient = base
     tags: ['OAuth'],
     summary: 'Pre-register an OAuth client',
     description:
-      'Registers an OAuth client ahead of time, with a chosen client_id (e.g. chittymcp-universal-server). Confidential clients get a secret, shown once; clients allowed client_credentials get a ChittyID of their own.',
+      'Registers an OAuth client ahead of time, with a chosen client_id (e.g. chittymcp-universal-server). Clients with client_secret_basic or client_secret_post get a secret, shown once; private_key_jwt clients give their public keys (jwks or jwks_uri) instead; clients allowed client_credentials get a ChittyID of their own.',
   })
   .meta({ tool: 'register_oauth_client', permission: 'oauth:clients:write', audit: true })
   .errors({ CONFLICT })
@@ -44,6 +53,9 @@ export const registerOAuthClient = base
       token_endpoint_auth_method: v.optional(AuthMethodSchema, 'client_secret_basic'),
       grant_types: v.optional(v.pipe(v.array(GrantTypeSchema), v.minLength(1), v.maxLength(3)), ['authorization_code', 'refresh_token']),
       client_uri: v.optional(UrlSchema),
+      jwks: v.optional(JwksSchema),
+      jwks_uri: v.optional(v.pipe(UrlSchema, v.description('Where the client publishes its public keys (https), for private_key_jwt'))),
+      token_endpoint_auth_signing_alg: v.optional(SigningAlgSchema),
     }),
   )
   .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.pipe(v.string(), v.description('Shown once'))) }));
@@ -62,7 +74,7 @@ export const getOAuthClient = base
   .output(OAuthClientSchema);
 
 export const updateOAuthClient = base
-  .route({ method: 'PATCH', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Update an OAuth client', description: 'Changes a registered client; `rotate_secret` issues a new secret (shown once) and invalidates the old one.' })
+  .route({ method: 'PATCH', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Update an OAuth client', description: 'Changes a registered client; `rotate_secret` issues a new secret (shown once) and invalidates the old one; a private_key_jwt client’s keys are replaced by new `jwks` or `jwks_uri`.' })
   .meta({ tool: 'update_oauth_client', permission: 'oauth:clients:write', audit: true })
   .errors({ NOT_FOUND })
   .input(
@@ -72,6 +84,8 @@ export const updateOAuthClient = base
       redirect_uris: v.optional(v.pipe(v.array(UrlSchema), v.minLength(1), v.maxLength(10))),
       scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
       rotate_secret: v.optional(v.boolean(), false),
+      jwks: v.optional(JwksSchema),
+      jwks_uri: v.optional(UrlSchema),
     }),
   )
   .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.string()) }));

@@ -49,6 +49,13 @@ export const findClientRow = (db: DB, clientId: string) => db.selectFrom('oauth_
 export const isDevelopment = (env: Env) => env.ENVIRONMENT === 'development' || env.ENVIRONMENT === 'test';
 
 /**
+ * Callbacks of widely used native MCP clients whose private-use scheme is not reverse-DNS (RFC 8252 §7.1 asks
+ * apps for one; these predate that). Accepted exactly, nothing like them: PKCE S256, which every client here must
+ * use, is what protects a code sent to a scheme another app could claim (RFC 8252 §8.1).
+ */
+const KNOWN_NATIVE_CALLBACKS: readonly string[] = ['cursor://anysphere.cursor-mcp/oauth/callback'];
+
+/**
  * Redirect URI rules for registration (OAuth 2.1 §2.3.1, RFC 8252 §7.3): https, or http on a loopback
  * address; no fragment; custom schemes for native apps only when they contain a dot (reverse DNS).
  */
@@ -63,6 +70,7 @@ export function checkRedirectUri(raw: string): string | null {
   if (url.protocol === 'https:') return null;
   if (url.protocol === 'http:') return isLoopbackHost(url.hostname) ? null : 'must use https (http only for loopback addresses)';
   if (/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) return null;
+  if (KNOWN_NATIVE_CALLBACKS.includes(raw)) return null;
   return 'must use https, http on loopback, or a reverse-DNS private scheme';
 }
 

@@ -1,8 +1,8 @@
 import { SELF } from 'cloudflare:test';
 import { decodeJwt, exportJWK, exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { admin, count, ORIGIN, query } from '../../test/workers/helpers';
-import { authorizeAsBrowser, authorizeUrl, Browser, MCP_RESOURCE, pkcePair, token } from '../../test/workers/oauth-helpers';
+import { admin, count, ORIGIN, query, rest } from '../../test/workers/helpers';
+import { authorizeAsBrowser, authorizeUrl, Browser, MCP_RESOURCE, pkcePair, REDIRECT, registerClient, token } from '../../test/workers/oauth-helpers';
 
 /**
  * private_key_jwt client authentication (RFC 7523 §2.2, §3) and the Client ID Metadata Documents of the
@@ -237,5 +237,101 @@ describe('/.well-known/oauth-authorization-server', () => {
     expect(meta.token_endpoint_auth_signing_alg_values_supported).toEqual(['RS256', 'PS256', 'ES256', 'EdDSA']);
     expect(meta.revocation_endpoint_auth_methods_supported).toContain('private_key_jwt');
     expect(meta.introspection_endpoint_auth_methods_supported).toContain('private_key_jwt');
+  });
+});
+
+describe('/oauth/register with private_key_jwt (RFC 7591 jwks / jwks_uri)', () => {
+  it('registers a client with inline jwks and no secret, which completes code + PKCE, exchange and refresh with assertions', async () => {
+    const own = await signer('ES256');
+    const reg = await registerClient({ token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [own.publicJwk] } });
+    expect(reg.status).toBe(201);
+    expect(reg.body).not.toHaveProperty('client_secret');
+    expect(reg.body).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: 'ES256', jwks: { keys: [own.publicJwk] } });
+    const id = reg.body.client_id as string;
+    const [row] = await query('SELECT client_secret_hash, jwks, jwks_uri FROM oauth_clients WHERE client_id = ?', id);
+    expect(row).toMatchObject({ client_secret_hash: null, jwks_uri: null });
+    expect(JSON.parse(row!.jwks)).toEqual({ keys: [own.publicJwk] });
+
+    const flow = await authorizeAsBrowser({ clientId: id });
+    expect((await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, redirect_uri: REDIRECT, client_id: id })).status).toBe(401);
+    const exchanged = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, redirect_uri: REDIRECT, ...withAssertion(await assertion(own, id), id) });
+    expect(exchanged.status).toBe(200);
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token, ...withAssertion(await assertion(own, id, { aud: TOKEN_ENDPOINT })) });
+    expect(refreshed.status).toBe(200);
+    // RS256 is not this client's algorithm, even with a key it could match.
+    expect((await probe(withAssertion(await assertion(key, id), id))).body.error_description).toContain('alg is not allowed');
+  });
+
+  it('registers a client with a jwks_uri, whose keys are fetched when it authenticates', async () => {
+    const reg = await registerClient({ token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://chatgpt.com/oauth/pkjwt/jwks.json' });
+    expect(reg.status).toBe(201);
+    const id = reg.body.client_id as string;
+    const flow = await authorizeAsBrowser({ clientId: id });
+    const exchanged = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, redirect_uri: REDIRECT, ...withAssertion(await assertion(key, id), id) });
+    expect(exchanged.status).toBe(200);
+    expect((await token({ grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token, ...withAssertion(await assertion(key, id), id) })).status).toBe(200);
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['no keys', {}, 'needs jwks or jwks_uri'],
+    ['both jwks and jwks_uri', { jwks: { keys: [] }, jwks_uri: 'https://chatgpt.com/oauth/pkjwt/jwks.json' }, 'must not both be present'],
+    ['an empty key set', { jwks: { keys: [] } }, 'keys must not be empty'],
+    ['a private key', { jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' }] } }, 'must be public keys'],
+    ['a symmetric key', { jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } }, 'kty must be RSA, EC or OKP'],
+    ['a jwks_uri over http', { jwks_uri: 'http://keys.example/jwks.json' }, 'only https'],
+    ['a jwks_uri on a private address', { jwks_uri: 'https://169.254.169.254/jwks.json' }, 'private'],
+    ['HS256', { jwks_uri: 'https://chatgpt.com/oauth/pkjwt/jwks.json', token_endpoint_auth_signing_alg: 'HS256' }, 'must be RS256, PS256, ES256 or EdDSA'],
+    ['alg none', { jwks_uri: 'https://chatgpt.com/oauth/pkjwt/jwks.json', token_endpoint_auth_signing_alg: 'none' }, 'must be RS256, PS256, ES256 or EdDSA'],
+  ])('refuses 400 invalid_client_metadata and stores nothing for private_key_jwt with %s', async (_, meta, reason) => {
+    const before = await count('oauth_clients');
+    const res = await registerClient({ token_endpoint_auth_method: 'private_key_jwt', ...meta });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('invalid_client_metadata');
+    expect(res.body.error_description).toContain(reason);
+    expect(await count('oauth_clients')).toBe(before);
+  });
+});
+
+describe('oauth.clients.register with private_key_jwt (pre-registered clients)', () => {
+  it('gets client_credentials tokens with an assertion, as its own ChittyID; new keys replace the old ones', async () => {
+    const root = await admin();
+    const own = await signer('RS256');
+    const res = await rest('POST', '/v1/oauth/clients', { client_name: 'Signed job', redirect_uris: [], grant_types: ['client_credentials'], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [own.publicJwk] } }, root.token);
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ token_endpoint_auth_method: 'private_key_jwt', client_secret: null, jwks_uri: null, jwks: { keys: [own.publicJwk] } });
+    const id = res.body.client_id as string;
+
+    const issued = await token({ grant_type: 'client_credentials', scope: 'mcp:read', resource: MCP_RESOURCE, ...withAssertion(await assertion(own, id), id) });
+    expect(issued.status).toBe(200);
+    expect(decodeJwt(issued.body.access_token)).toMatchObject({ sub: res.body.chitty_id, client_id: id, scope: 'mcp:read', aud: MCP_RESOURCE });
+    expect(issued.body).not.toHaveProperty('refresh_token');
+    const unsigned = await token({ grant_type: 'client_credentials', resource: MCP_RESOURCE, client_id: id });
+    expect(unsigned.status).toBe(401);
+    expect(unsigned.body.error_description).toContain('private_key_jwt');
+
+    const next = await signer('RS256');
+    const updated = await rest('PATCH', `/v1/oauth/clients/${id}`, { jwks: { keys: [next.publicJwk] } }, root.token);
+    expect(updated.status).toBe(200);
+    expect(updated.body.jwks).toEqual({ keys: [next.publicJwk] });
+    const old = await token({ grant_type: 'client_credentials', resource: MCP_RESOURCE, ...withAssertion(await assertion(own, id), id) });
+    expect(old.status).toBe(401);
+    expect(old.body.error_description).toContain('no key');
+    const again = await token({ grant_type: 'client_credentials', resource: MCP_RESOURCE, ...withAssertion(await assertion(next, id), id) });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ token_type: 'Bearer', scope: expect.any(String) });
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['private_key_jwt without keys', { token_endpoint_auth_method: 'private_key_jwt' }, 'needs jwks or jwks_uri'],
+    ['a private key', { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'RSA', n: 'n', e: 'AQAB', d: 'd' }] } }, 'must be public keys'],
+    ['a jwks_uri on a private address', { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: 'https://10.0.0.5/jwks.json' }, 'private'],
+    ['keys for a secret-based client', { token_endpoint_auth_method: 'client_secret_basic', jwks_uri: 'https://chatgpt.com/oauth/pkjwt/jwks.json' }, 'only for private_key_jwt'],
+  ])('refuses 400 and stores nothing for %s', async (_, extra, reason) => {
+    const root = await admin();
+    const before = await count('oauth_clients');
+    const res = await rest('POST', '/v1/oauth/clients', { client_name: 'Bad keys', redirect_uris: [], grant_types: ['client_credentials'], ...extra }, root.token);
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body)).toContain(reason);
+    expect(await count('oauth_clients')).toBe(before);
   });
 });

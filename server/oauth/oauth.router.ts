@@ -6,6 +6,7 @@ import { startSession } from '../accounts/sign-in';
 import { describeToken } from '../auth/describe-token';
 import { randomSecret, sha256Hex } from '../crypto/hash';
 import type { DB, OAuthClientsTable, OAuthGrantsTable } from '../db/schema';
+import type { Env } from '../env';
 import { mintIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
@@ -13,11 +14,12 @@ import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { cfAccessToClientError, verifyAccessAssertion } from './cf-access';
 import { authenticateClientWithSecret } from './client-auth';
-import { findClientRow, redirectUriMatches, resolveClient } from './clients';
+import { findClientRow, isDevelopment, redirectUriMatches, resolveClient } from './clients';
 import { OAuthError } from './errors';
 import { findGrant, revokeGrant } from './grants';
 import { mcpResource } from './metadata';
 import { checkResource, checkScope } from './params';
+import { validateClientKeys } from './register';
 import { exchangeCode, refresh } from './token';
 
 const toOAuthClient = (row: OAuthClientsTable) => ({
@@ -30,9 +32,34 @@ const toOAuthClient = (row: OAuthClientsTable) => ({
   scopes: row.scope ? row.scope.split(' ') : null,
   client_uri: row.client_uri,
   chitty_id: row.chitty_id,
+  jwks_uri: row.jwks_uri,
+  jwks: row.jwks ? (JSON.parse(row.jwks) as { keys: { kty: string }[] }) : null,
+  token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg,
   created_at: row.created_at,
   last_used_at: row.last_used_at,
 });
+
+const hasSecret = (method: OAuthClientsTable['token_endpoint_auth_method']) => method === 'client_secret_basic' || method === 'client_secret_post';
+
+/**
+ * A private_key_jwt client's public keys as stored: exactly one of jwks and jwks_uri (RFC 7591 §2), checked
+ * as DCR checks them (server/oauth/register.ts). Other methods take no keys.
+ */
+function registrationKeys(env: Env, method: OAuthClientsTable['token_endpoint_auth_method'], input: { jwks?: unknown; jwks_uri?: string; token_endpoint_auth_signing_alg?: string }) {
+  if (method !== 'private_key_jwt') {
+    if (input.jwks !== undefined || input.jwks_uri !== undefined || input.token_endpoint_auth_signing_alg !== undefined) {
+      throw invalidInput('token_endpoint_auth_method', 'jwks, jwks_uri and token_endpoint_auth_signing_alg are only for private_key_jwt');
+    }
+    return { jwks: null, jwks_uri: null, token_endpoint_auth_signing_alg: null };
+  }
+  try {
+    const keys = validateClientKeys(input, method, isDevelopment(env));
+    return { jwks: keys.jwks ? JSON.stringify(keys.jwks) : null, jwks_uri: keys.jwks_uri, token_endpoint_auth_signing_alg: keys.token_endpoint_auth_signing_alg };
+  } catch (error) {
+    if (error instanceof OAuthError) throw invalidInput(input.jwks_uri !== undefined ? 'jwks_uri' : 'jwks', error.description);
+    throw error;
+  }
+}
 
 const toOAuthGrant = (row: OAuthGrantsTable & { client_name?: string | null }) => ({
   grant_id: row.id,
@@ -79,7 +106,8 @@ export const oauth = {
       if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'client_credentials needs a confidential client');
       const clientId = input.client_id ?? newId('cli');
       if (await findClientRow(context.db, clientId)) throw new ORPCError('CONFLICT', { status: 409, message: `client_id ${clientId} is taken` });
-      const secret = input.token_endpoint_auth_method === 'none' ? null : `cs_${randomSecret(48)}`;
+      const keys = registrationKeys(context.env, input.token_endpoint_auth_method, input);
+      const secret = hasSecret(input.token_endpoint_auth_method) ? `cs_${randomSecret(48)}` : null;
       const identity = input.grant_types.includes('client_credentials')
         ? await mintIdentity(context.env, context.db, { type: 'APP', displayName: input.client_name })
         : null;
@@ -101,9 +129,7 @@ export const oauth = {
         updated_at: now,
         expires_at: null,
         last_used_at: null,
-        jwks: null,
-        jwks_uri: null,
-        token_endpoint_auth_signing_alg: null,
+        ...keys,
       };
       await context.db.insertInto('oauth_clients').values(row).execute();
       context.audit.target = clientId;
@@ -122,7 +148,9 @@ export const oauth = {
     update: os.oauth.clients.update.handler(async ({ input, context }) => {
       const row = await clientRowOr404(context.db, input.client_id);
       if (input.redirect_uris) checkRegistrationUris(input.redirect_uris);
-      const secret = input.rotate_secret && row.token_endpoint_auth_method !== 'none' ? `cs_${randomSecret(48)}` : null;
+      const secret = input.rotate_secret && hasSecret(row.token_endpoint_auth_method) ? `cs_${randomSecret(48)}` : null;
+      // New keys replace the old ones (a rotation); the same rules as at registration.
+      const keys = input.jwks !== undefined || input.jwks_uri !== undefined ? registrationKeys(context.env, row.token_endpoint_auth_method, { ...input, ...(row.token_endpoint_auth_signing_alg ? { token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg } : {}) }) : null;
       await context.db
         .updateTable('oauth_clients')
         .set({
@@ -130,12 +158,13 @@ export const oauth = {
           ...(input.redirect_uris ? { redirect_uris: JSON.stringify(input.redirect_uris) } : {}),
           ...(input.scopes ? { scope: input.scopes.join(' ') } : {}),
           ...(secret ? { client_secret_hash: await sha256Hex(secret) } : {}),
+          ...(keys ? { jwks: keys.jwks, jwks_uri: keys.jwks_uri } : {}),
           updated_at: nowIso(),
         })
         .where('client_id', '=', row.client_id)
         .execute();
       context.audit.target = row.client_id;
-      context.audit.detail = { rotated_secret: !!secret };
+      context.audit.detail = { rotated_secret: !!secret, replaced_keys: !!keys };
       return { ...toOAuthClient(await clientRowOr404(context.db, row.client_id)), client_secret: secret };
     }),
 
