@@ -30,7 +30,10 @@ const JwksSchema = v.pipe(
   v.looseObject({ keys: v.pipe(v.array(v.looseObject({ kty: v.pipe(v.string(), v.maxLength(8)) })), v.minLength(1), v.maxLength(20)) }),
   v.description('A JSON Web Key Set of the client’s public signing keys, for private_key_jwt'),
 );
-const GrantTypeSchema = v.picklist(['authorization_code', 'refresh_token', 'client_credentials'], 'Invalid grant type');
+const GrantTypeSchema = v.picklist(
+  ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+  'Invalid grant type: expected authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer',
+);
 
 export const registerOAuthClient = base
   .route({
@@ -96,6 +99,54 @@ export const deleteOAuthClient = base
   .errors({ NOT_FOUND })
   .input(v.strictObject({ client_id: ClientIdSchema }))
   .output(v.object({ deleted: v.boolean(), grants_revoked: v.number() }));
+
+export const TrustedIdpSchema = v.object({
+  idp_id: v.string(),
+  issuer: v.string(),
+  jwks_uri: v.nullable(v.string()),
+  jwks: v.nullable(v.looseObject({ keys: v.array(v.looseObject({ kty: v.string() })) })),
+  client_ids: v.array(v.string()),
+  account_claim: v.picklist(['email', 'sub', 'preferred_username']),
+  scopes: v.nullable(v.array(v.string())),
+  created_at: TimestampSchema,
+});
+
+export const registerTrustedIdp = base
+  .route({
+    method: 'POST',
+    path: '/oauth/idps',
+    successStatus: 201,
+    tags: ['OAuth'],
+    summary: 'Trust an identity provider',
+    description:
+      'Trusts an enterprise identity provider to issue ID-JAGs (identity assertion JWT authorization grants) for this authorization server: the named clients may exchange them at /oauth/token (grant_type urn:ietf:params:oauth:grant-type:jwt-bearer) for access tokens of the account whose username equals the assertion’s account_claim, with at most the given scopes.',
+  })
+  .meta({ tool: 'register_trusted_idp', permission: 'oauth:idps:write', audit: true })
+  .errors({ CONFLICT })
+  .input(
+    v.strictObject({
+      issuer: v.pipe(UrlSchema, v.description('The identity provider’s issuer identifier (https), exactly as in its ID-JAGs’ iss')),
+      jwks_uri: v.optional(v.pipe(UrlSchema, v.description('Where the identity provider publishes its signing keys (https)'))),
+      jwks: v.optional(JwksSchema),
+      client_ids: v.pipe(v.array(ClientIdSchema), v.minLength(1), v.maxLength(20), v.description('The clients that may present this identity provider’s ID-JAGs')),
+      account_claim: v.optional(v.picklist(['email', 'sub', 'preferred_username'], 'Invalid account_claim: expected email, sub or preferred_username'), 'email'),
+      scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
+    }),
+  )
+  .output(TrustedIdpSchema);
+
+export const listTrustedIdps = base
+  .route({ method: 'GET', path: '/oauth/idps', tags: ['OAuth'], summary: 'List trusted identity providers' })
+  .meta({ tool: 'list_trusted_idps', permission: 'oauth:idps:read', readOnly: true })
+  .input(v.optional(v.strictObject({}), {}))
+  .output(v.object({ items: v.array(TrustedIdpSchema) }));
+
+export const deleteTrustedIdp = base
+  .route({ method: 'DELETE', path: '/oauth/idps/{idp_id}', tags: ['OAuth'], summary: 'Stop trusting an identity provider', description: 'Its ID-JAGs are refused from now on; tokens already issued stay valid until they expire or are revoked.' })
+  .meta({ tool: 'delete_trusted_idp', permission: 'oauth:idps:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ idp_id: v.pipe(v.string(), v.maxLength(64), v.regex(/^idp_[0-9a-z]{26}$/, 'Invalid id: expected idp_…')) }))
+  .output(v.object({ deleted: v.boolean() }));
 
 export const OAuthGrantSchema = v.object({
   grant_id: v.string(),
@@ -239,6 +290,11 @@ export const oauth = {
   grants: {
     list: listOAuthGrants,
     revoke: revokeOAuthGrant,
+  },
+  idps: {
+    register: registerTrustedIdp,
+    list: listTrustedIdps,
+    delete: deleteTrustedIdp,
   },
 };
 

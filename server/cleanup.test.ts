@@ -70,6 +70,9 @@ describe('scheduled (cleanupExpired)', () => {
     await env.DB.prepare('INSERT INTO oauth_client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?), (?, ?, ?)')
       .bind('https://client.example/client.json', 'jti_t_expired', ago(1000), 'https://client.example/client.json', 'jti_t_live', ahead(60_000))
       .run();
+    await env.DB.prepare('INSERT INTO oauth_id_jag_jtis (issuer, jti, expires_at) VALUES (?, ?, ?), (?, ?, ?)')
+      .bind('https://idp.example', 'jti_t_expired', ago(1000), 'https://idp.example', 'jti_t_live', ahead(60_000))
+      .run();
 
     const audit = await query('SELECT * FROM audit_events ORDER BY seq');
     expect(audit.length).toBe(await auditHead());
@@ -81,6 +84,7 @@ describe('scheduled (cleanupExpired)', () => {
     expect(await ids('sessions', 'ses_t_')).toEqual(['ses_t_expired_recently', 'ses_t_live', 'ses_t_revoked_recently']);
     expect(await ids('api_keys', 'key_t_')).toEqual(['key_t_expired_recently', 'key_t_forever', 'key_t_live', 'key_t_revoked_recently']);
     expect(await query("SELECT jti FROM oauth_client_assertions WHERE jti LIKE 'jti_t_%'")).toEqual([{ jti: 'jti_t_live' }]);
+    expect(await query("SELECT jti FROM oauth_id_jag_jtis WHERE jti LIKE 'jti_t_%'")).toEqual([{ jti: 'jti_t_live' }]);
     expect(await query<{ id: string }>("SELECT id FROM sessions WHERE id NOT LIKE 'ses_t_%'")).toEqual(liveSessions);
     expect(await query('SELECT kid, status FROM signing_keys ORDER BY created_at')).toEqual([
       { kid: stillVerifying, status: 'retired' },

@@ -205,6 +205,24 @@ export interface OAuthClientsTable {
   token_endpoint_auth_signing_alg: string | null;
 }
 
+export interface OAuthTrustedIdpsTable {
+  id: string;
+  issuer: string;
+  jwks: string | null;
+  jwks_uri: string | null;
+  client_ids: string;
+  account_claim: 'email' | 'sub' | 'preferred_username';
+  scope: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface OAuthIdJagJtisTable {
+  issuer: string;
+  jti: string;
+  expires_at: string;
+}
+
 export interface OAuthClientAssertionsTable {
   client_id: string;
   jti: string;
@@ -259,6 +277,8 @@ export interface OAuthDatabase {
   oauth_codes: OAuthCodesTable;
   oauth_consents: OAuthConsentsTable;
   oauth_client_assertions: OAuthClientAssertionsTable;
+  oauth_trusted_idps: OAuthTrustedIdpsTable;
+  oauth_id_jag_jtis: OAuthIdJagJtisTable;
   rate_limits: RateLimitsTable;
 }
 

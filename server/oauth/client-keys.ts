@@ -1,4 +1,4 @@
-import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
+import { createLocalJWKSet, decodeJwt, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import * as v from 'valibot';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
@@ -127,13 +127,31 @@ export function assertionIssuer(assertion: string): string | null {
   }
 }
 
-function reasonOf(error: unknown, algorithms: readonly string[]): string {
+/**
+ * Verifies a JWT with a party's published keys (a client's, or a trusted identity provider's): inline `jwks`,
+ * or `jwks_uri` through the cache, fetched again once when the JWT's kid is not in the cached set (the party
+ * may have rotated its keys). No more than one extra fetch per JWT.
+ */
+export async function verifyWithKeys(env: Env, keys: { jwks: JSONWebKeySet | null; jwks_uri: string | null }, jwt: string, options: JWTVerifyOptions): Promise<JWTPayload> {
+  if (keys.jwks) return (await jwtVerify(jwt, createLocalJWKSet(keys.jwks), options)).payload;
+  if (!keys.jwks_uri) throw new AssertionRejected('no registered keys (jwks or jwks_uri)');
+  const cached = await fetchJwks(env, keys.jwks_uri, false);
+  try {
+    return (await jwtVerify(jwt, createLocalJWKSet(cached.jwks), options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSNoMatchingKey) || cached.fresh) throw error;
+    return (await jwtVerify(jwt, createLocalJWKSet((await fetchJwks(env, keys.jwks_uri, true)).jwks), options)).payload;
+  }
+}
+
+/** Why jose refused a JWT, in words safe to send back; anything that is not a JOSE error is rethrown. */
+export function reasonOf(error: unknown, algorithms: readonly string[]): string {
   if (error instanceof AssertionRejected) return error.message;
   if (error instanceof errors.JOSEAlgNotAllowed) return `alg is not allowed; use ${algorithms.join(', ')}`;
-  if (error instanceof errors.JWKSNoMatchingKey) return "no key in the client's JWK Set matches the assertion's kid and alg";
+  if (error instanceof errors.JWKSNoMatchingKey) return "no key in the JWK Set matches the JWT's kid and alg";
   if (error instanceof errors.JWSSignatureVerificationFailed) return 'signature verification failed';
   if (error instanceof errors.JWTExpired) return 'the assertion has expired';
-  if (error instanceof errors.JWTClaimValidationFailed) return `claim ${error.claim} ${error.reason === 'missing' ? 'is missing' : 'is invalid'}`;
+  if (error instanceof errors.JWTClaimValidationFailed) return `${error.claim === 'typ' ? 'typ header' : `claim ${error.claim}`} ${error.reason === 'missing' ? 'is missing' : 'is invalid'}`;
   if (error instanceof errors.JOSENotSupported) return 'unsupported alg or key';
   if (error instanceof errors.JOSEError) return 'malformed assertion';
   throw error;
@@ -163,20 +181,7 @@ export async function verifyClientAssertion(env: Env, db: DB, client: Client, as
   };
   let payload: JWTPayload;
   try {
-    if (client.jwks) {
-      payload = (await jwtVerify(assertion, createLocalJWKSet(client.jwks), options)).payload;
-    } else if (client.jwks_uri) {
-      const keys = await fetchJwks(env, client.jwks_uri, false);
-      try {
-        payload = (await jwtVerify(assertion, createLocalJWKSet(keys.jwks), options)).payload;
-      } catch (error) {
-        if (!(error instanceof errors.JWKSNoMatchingKey) || keys.fresh) throw error;
-        // An unknown kid: the client may have rotated its keys since we cached them. One refetch, no more.
-        payload = (await jwtVerify(assertion, createLocalJWKSet((await fetchJwks(env, client.jwks_uri, true)).jwks), options)).payload;
-      }
-    } else {
-      throw new AssertionRejected('the client has no registered keys (jwks or jwks_uri)');
-    }
+    payload = await verifyWithKeys(env, client, assertion, options);
   } catch (error) {
     throw reject(reasonOf(error, algorithms));
   }

@@ -5,7 +5,7 @@ import { findAccountByUsername } from '../accounts/accounts.store';
 import { startSession } from '../accounts/sign-in';
 import { describeToken } from '../auth/describe-token';
 import { randomSecret, sha256Hex } from '../crypto/hash';
-import type { DB, OAuthClientsTable, OAuthGrantsTable } from '../db/schema';
+import type { DB, OAuthClientsTable, OAuthGrantsTable, OAuthTrustedIdpsTable } from '../db/schema';
 import type { Env } from '../env';
 import { mintIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
@@ -17,6 +17,7 @@ import { authenticateClientWithSecret } from './client-auth';
 import { findClientRow, isDevelopment, redirectUriMatches, resolveClient } from './clients';
 import { OAuthError } from './errors';
 import { findGrant, revokeGrant } from './grants';
+import { findTrustedIdpByIssuer, JWT_BEARER_GRANT } from './id-jag';
 import { mcpResource } from './metadata';
 import { checkResource, checkScope } from './params';
 import { validateClientKeys } from './register';
@@ -37,6 +38,17 @@ const toOAuthClient = (row: OAuthClientsTable) => ({
   token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg,
   created_at: row.created_at,
   last_used_at: row.last_used_at,
+});
+
+const toTrustedIdp = (row: OAuthTrustedIdpsTable) => ({
+  idp_id: row.id,
+  issuer: row.issuer,
+  jwks_uri: row.jwks_uri,
+  jwks: row.jwks ? (JSON.parse(row.jwks) as { keys: { kty: string }[] }) : null,
+  client_ids: JSON.parse(row.client_ids) as string[],
+  account_claim: row.account_claim,
+  scopes: row.scope ? row.scope.split(' ') : null,
+  created_at: row.created_at,
 });
 
 const hasSecret = (method: OAuthClientsTable['token_endpoint_auth_method']) => method === 'client_secret_basic' || method === 'client_secret_post';
@@ -104,6 +116,7 @@ export const oauth = {
       const needsRedirect = input.grant_types.includes('authorization_code');
       if (needsRedirect && input.redirect_uris.length === 0) throw invalidInput('redirect_uris', 'at least one is needed for authorization_code');
       if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'client_credentials needs a confidential client');
+      if (input.grant_types.includes(JWT_BEARER_GRANT) && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'the jwt-bearer grant needs a confidential client');
       const clientId = input.client_id ?? newId('cli');
       if (await findClientRow(context.db, clientId)) throw new ORPCError('CONFLICT', { status: 409, message: `client_id ${clientId} is taken` });
       const keys = registrationKeys(context.env, input.token_endpoint_auth_method, input);
@@ -205,6 +218,48 @@ export const oauth = {
       }
       context.audit.target = grant.id;
       return toOAuthGrant((await findGrant(context.db, grant.id))!);
+    }),
+  },
+
+  idps: {
+    register: os.oauth.idps.register.handler(async ({ input, context }) => {
+      const authz = authzOf(context);
+      // ext-auth EMA §7.3: the issuer and key discovery endpoints MUST be https.
+      if (!input.issuer.startsWith('https://')) throw invalidInput('issuer', 'must be an https URL');
+      let keys: ReturnType<typeof validateClientKeys>;
+      try {
+        keys = validateClientKeys(input, 'private_key_jwt', isDevelopment(context.env));
+      } catch (error) {
+        if (error instanceof OAuthError) throw invalidInput(input.jwks_uri !== undefined ? 'jwks_uri' : 'jwks', error.description.replace('private_key_jwt', 'an identity provider'));
+        throw error;
+      }
+      if (await findTrustedIdpByIssuer(context.db, input.issuer)) throw new ORPCError('CONFLICT', { status: 409, message: `${input.issuer} is already trusted` });
+      const row: OAuthTrustedIdpsTable = {
+        id: newId('idp'),
+        issuer: input.issuer,
+        jwks: keys.jwks ? JSON.stringify(keys.jwks) : null,
+        jwks_uri: keys.jwks_uri,
+        client_ids: JSON.stringify([...new Set(input.client_ids)]),
+        account_claim: input.account_claim,
+        scope: input.scopes ? input.scopes.join(' ') : null,
+        created_by: authz.principal.chittyId,
+        created_at: nowIso(),
+      };
+      await context.db.insertInto('oauth_trusted_idps').values(row).execute();
+      context.audit.target = row.id;
+      context.audit.detail = { issuer: row.issuer, client_ids: input.client_ids, account_claim: row.account_claim };
+      return toTrustedIdp(row);
+    }),
+
+    list: os.oauth.idps.list.handler(async ({ context }) => ({
+      items: (await context.db.selectFrom('oauth_trusted_idps').selectAll().orderBy('created_at', 'desc').limit(500).execute()).map(toTrustedIdp),
+    })),
+
+    delete: os.oauth.idps.delete.handler(async ({ input, context }) => {
+      const deleted = await context.db.deleteFrom('oauth_trusted_idps').where('id', '=', input.idp_id).executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) throw new ORPCError('NOT_FOUND', { status: 404, message: `No trusted identity provider ${input.idp_id}` });
+      context.audit.target = input.idp_id;
+      return { deleted: true };
     }),
   },
 };
