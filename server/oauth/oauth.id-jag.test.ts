@@ -141,6 +141,25 @@ describe('/oauth/token with grant_type jwt-bearer (ID-JAG)', () => {
     expect(res.body.error).toBe('unauthorized_client');
   });
 
+  it('accepts a client that authenticates with private_key_jwt (ext-auth EMA §5)', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const clientJwk = { ...(await exportJWK(publicKey)), kid: 'signed-1', alg: 'ES256' };
+    const signed = await rest('POST', '/v1/oauth/clients', { client_id: 'ema-signed', client_name: 'Signed agent', redirect_uris: [], grant_types: [JWT_BEARER], token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [clientJwk] } }, root.token);
+    expect(signed.status).toBe(201);
+    const gamma = await rsaKey('gamma-1');
+    expect((await rest('POST', '/v1/oauth/idps', { issuer: 'https://gamma.idp.example', jwks: { keys: [gamma.publicJwk] }, client_ids: ['ema-signed'] }, root.token)).status).toBe(201);
+    const now = Math.floor(Date.now() / 1000);
+    const clientAssertion = await new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'signed-1' }).setIssuer('ema-signed').setSubject('ema-signed').setAudience(ORIGIN).setIssuedAt(now).setExpirationTime(now + 60).sign(privateKey);
+    const res = await token({
+      grant_type: JWT_BEARER,
+      assertion: await idJag({ iss: 'https://gamma.idp.example', client_id: 'ema-signed' }, {}, gamma),
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: clientAssertion,
+    });
+    expect(res.status).toBe(200);
+    expect(decodeJwt(res.body.access_token)).toMatchObject({ sub: alice, client_id: 'ema-signed' });
+  });
+
   it('refuses the ID-JAGs of an identity provider once it is no longer trusted', async () => {
     const other = await rsaKey('beta-1');
     const issuer = 'https://beta.idp.example';
