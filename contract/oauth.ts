@@ -16,12 +16,24 @@ export const OAuthClientSchema = v.object({
   scopes: v.nullable(v.array(v.string())),
   client_uri: v.nullable(v.string()),
   chitty_id: v.pipe(v.nullable(v.string()), v.description('The client’s own ChittyID, used for client_credentials')),
+  jwks_uri: v.pipe(v.nullable(v.string()), v.description('Where a private_key_jwt client publishes its public keys')),
+  jwks: v.pipe(v.nullable(v.looseObject({ keys: v.array(v.looseObject({ kty: v.string() })) })), v.description('A private_key_jwt client’s public keys, when given inline')),
+  token_endpoint_auth_signing_alg: v.nullable(v.string()),
   created_at: TimestampSchema,
   last_used_at: NullableTimestampSchema,
 });
 
-const AuthMethodSchema = v.picklist(['none', 'client_secret_basic', 'client_secret_post'], 'Invalid token_endpoint_auth_method');
-const GrantTypeSchema = v.picklist(['authorization_code', 'refresh_token', 'client_credentials'], 'Invalid grant type');
+const AuthMethodSchema = v.picklist(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'], 'Invalid token_endpoint_auth_method');
+const SigningAlgSchema = v.picklist(['RS256', 'PS256', 'ES256', 'EdDSA'], 'Invalid token_endpoint_auth_signing_alg: expected RS256, PS256, ES256 or EdDSA');
+/** A JWK Set of public keys (RFC 7517 §5); the server checks each key further (asymmetric, public only). */
+const JwksSchema = v.pipe(
+  v.looseObject({ keys: v.pipe(v.array(v.looseObject({ kty: v.pipe(v.string(), v.maxLength(8)) })), v.minLength(1), v.maxLength(20)) }),
+  v.description('A JSON Web Key Set of the client’s public signing keys, for private_key_jwt'),
+);
+const GrantTypeSchema = v.picklist(
+  ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
+  'Invalid grant type: expected authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer',
+);
 
 export const registerOAuthClient = base
   .route({
@@ -31,7 +43,7 @@ export const registerOAuthClient = base
     tags: ['OAuth'],
     summary: 'Pre-register an OAuth client',
     description:
-      'Registers an OAuth client ahead of time, with a chosen client_id (e.g. chittymcp-universal-server). Confidential clients get a secret, shown once; clients allowed client_credentials get a ChittyID of their own.',
+      'Registers an OAuth client ahead of time, with a chosen client_id (e.g. chittymcp-universal-server). Clients with client_secret_basic or client_secret_post get a secret, shown once; private_key_jwt clients give their public keys (jwks or jwks_uri) instead; clients allowed client_credentials get a ChittyID of their own.',
   })
   .meta({ tool: 'register_oauth_client', permission: 'oauth:clients:write', audit: true })
   .errors({ CONFLICT })
@@ -44,6 +56,9 @@ export const registerOAuthClient = base
       token_endpoint_auth_method: v.optional(AuthMethodSchema, 'client_secret_basic'),
       grant_types: v.optional(v.pipe(v.array(GrantTypeSchema), v.minLength(1), v.maxLength(3)), ['authorization_code', 'refresh_token']),
       client_uri: v.optional(UrlSchema),
+      jwks: v.optional(JwksSchema),
+      jwks_uri: v.optional(v.pipe(UrlSchema, v.description('Where the client publishes its public keys (https), for private_key_jwt'))),
+      token_endpoint_auth_signing_alg: v.optional(SigningAlgSchema),
     }),
   )
   .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.pipe(v.string(), v.description('Shown once'))) }));
@@ -62,7 +77,7 @@ export const getOAuthClient = base
   .output(OAuthClientSchema);
 
 export const updateOAuthClient = base
-  .route({ method: 'PATCH', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Update an OAuth client', description: 'Changes a registered client; `rotate_secret` issues a new secret (shown once) and invalidates the old one.' })
+  .route({ method: 'PATCH', path: '/oauth/clients/{client_id}', tags: ['OAuth'], summary: 'Update an OAuth client', description: 'Changes a registered client; `rotate_secret` issues a new secret (shown once) and invalidates the old one; a private_key_jwt client’s keys are replaced by new `jwks` or `jwks_uri`.' })
   .meta({ tool: 'update_oauth_client', permission: 'oauth:clients:write', audit: true })
   .errors({ NOT_FOUND })
   .input(
@@ -72,6 +87,8 @@ export const updateOAuthClient = base
       redirect_uris: v.optional(v.pipe(v.array(UrlSchema), v.minLength(1), v.maxLength(10))),
       scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
       rotate_secret: v.optional(v.boolean(), false),
+      jwks: v.optional(JwksSchema),
+      jwks_uri: v.optional(UrlSchema),
     }),
   )
   .output(v.object({ ...OAuthClientSchema.entries, client_secret: v.nullable(v.string()) }));
@@ -82,6 +99,54 @@ export const deleteOAuthClient = base
   .errors({ NOT_FOUND })
   .input(v.strictObject({ client_id: ClientIdSchema }))
   .output(v.object({ deleted: v.boolean(), grants_revoked: v.number() }));
+
+export const TrustedIdpSchema = v.object({
+  idp_id: v.string(),
+  issuer: v.string(),
+  jwks_uri: v.nullable(v.string()),
+  jwks: v.nullable(v.looseObject({ keys: v.array(v.looseObject({ kty: v.string() })) })),
+  client_ids: v.array(v.string()),
+  account_claim: v.picklist(['email', 'sub', 'preferred_username']),
+  scopes: v.nullable(v.array(v.string())),
+  created_at: TimestampSchema,
+});
+
+export const registerTrustedIdp = base
+  .route({
+    method: 'POST',
+    path: '/oauth/idps',
+    successStatus: 201,
+    tags: ['OAuth'],
+    summary: 'Trust an identity provider',
+    description:
+      'Trusts an enterprise identity provider to issue ID-JAGs (identity assertion JWT authorization grants) for this authorization server: the named clients may exchange them at /oauth/token (grant_type urn:ietf:params:oauth:grant-type:jwt-bearer) for access tokens of the account whose username equals the assertion’s account_claim, with at most the given scopes.',
+  })
+  .meta({ tool: 'register_trusted_idp', permission: 'oauth:idps:write', audit: true })
+  .errors({ CONFLICT })
+  .input(
+    v.strictObject({
+      issuer: v.pipe(UrlSchema, v.description('The identity provider’s issuer identifier (https), exactly as in its ID-JAGs’ iss')),
+      jwks_uri: v.optional(v.pipe(UrlSchema, v.description('Where the identity provider publishes its signing keys (https)'))),
+      jwks: v.optional(JwksSchema),
+      client_ids: v.pipe(v.array(ClientIdSchema), v.minLength(1), v.maxLength(20), v.description('The clients that may present this identity provider’s ID-JAGs')),
+      account_claim: v.optional(v.picklist(['email', 'sub', 'preferred_username'], 'Invalid account_claim: expected email, sub or preferred_username'), 'email'),
+      scopes: v.optional(v.pipe(v.array(OAuthScopeSchema), v.minLength(1), v.maxLength(4))),
+    }),
+  )
+  .output(TrustedIdpSchema);
+
+export const listTrustedIdps = base
+  .route({ method: 'GET', path: '/oauth/idps', tags: ['OAuth'], summary: 'List trusted identity providers' })
+  .meta({ tool: 'list_trusted_idps', permission: 'oauth:idps:read', readOnly: true })
+  .input(v.optional(v.strictObject({}), {}))
+  .output(v.object({ items: v.array(TrustedIdpSchema) }));
+
+export const deleteTrustedIdp = base
+  .route({ method: 'DELETE', path: '/oauth/idps/{idp_id}', tags: ['OAuth'], summary: 'Stop trusting an identity provider', description: 'Its ID-JAGs are refused from now on; tokens already issued stay valid until they expire or are revoked.' })
+  .meta({ tool: 'delete_trusted_idp', permission: 'oauth:idps:write', audit: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ idp_id: v.pipe(v.string(), v.maxLength(64), v.regex(/^idp_[0-9a-z]{26}$/, 'Invalid id: expected idp_…')) }))
+  .output(v.object({ deleted: v.boolean() }));
 
 export const OAuthGrantSchema = v.object({
   grant_id: v.string(),
@@ -225,6 +290,11 @@ export const oauth = {
   grants: {
     list: listOAuthGrants,
     revoke: revokeOAuthGrant,
+  },
+  idps: {
+    register: registerTrustedIdp,
+    list: listTrustedIdps,
+    delete: deleteTrustedIdp,
   },
 };
 

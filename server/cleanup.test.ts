@@ -66,6 +66,14 @@ describe('scheduled (cleanupExpired)', () => {
     const stillVerifying: string = second.body.retired[0].kid;
     await env.DB.prepare('UPDATE signing_keys SET verify_until = ? WHERE kid = ?').bind(ago(1000), oldest).run();
 
+    // Spent client-assertion jtis: one whose assertion has expired goes, one that could still be replayed stays.
+    await env.DB.prepare('INSERT INTO oauth_client_assertions (client_id, jti, expires_at) VALUES (?, ?, ?), (?, ?, ?)')
+      .bind('https://client.example/client.json', 'jti_t_expired', ago(1000), 'https://client.example/client.json', 'jti_t_live', ahead(60_000))
+      .run();
+    await env.DB.prepare('INSERT INTO oauth_id_jag_jtis (issuer, jti, expires_at) VALUES (?, ?, ?), (?, ?, ?)')
+      .bind('https://idp.example', 'jti_t_expired', ago(1000), 'https://idp.example', 'jti_t_live', ahead(60_000))
+      .run();
+
     const audit = await query('SELECT * FROM audit_events ORDER BY seq');
     expect(audit.length).toBe(await auditHead());
     const liveSessions = await query<{ id: string }>("SELECT id FROM sessions WHERE id NOT LIKE 'ses_t_%'");
@@ -75,6 +83,8 @@ describe('scheduled (cleanupExpired)', () => {
     expect(await ids('grants', 'grt_t_')).toEqual(['grt_t_forever', 'grt_t_future']);
     expect(await ids('sessions', 'ses_t_')).toEqual(['ses_t_expired_recently', 'ses_t_live', 'ses_t_revoked_recently']);
     expect(await ids('api_keys', 'key_t_')).toEqual(['key_t_expired_recently', 'key_t_forever', 'key_t_live', 'key_t_revoked_recently']);
+    expect(await query("SELECT jti FROM oauth_client_assertions WHERE jti LIKE 'jti_t_%'")).toEqual([{ jti: 'jti_t_live' }]);
+    expect(await query("SELECT jti FROM oauth_id_jag_jtis WHERE jti LIKE 'jti_t_%'")).toEqual([{ jti: 'jti_t_live' }]);
     expect(await query<{ id: string }>("SELECT id FROM sessions WHERE id NOT LIKE 'ses_t_%'")).toEqual(liveSessions);
     expect(await query('SELECT kid, status FROM signing_keys ORDER BY created_at')).toEqual([
       { kid: stillVerifying, status: 'retired' },

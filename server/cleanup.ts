@@ -35,6 +35,9 @@ export async function cleanupExpired(db: DB, now = Date.now()) {
     .deleteFrom('oauth_grants')
     .where((eb) => eb.or([eb('expires_at', '<', horizon), eb('revoked_at', '<', horizon)]))
     .executeTakeFirst();
+  // A spent client-assertion jti is kept only while the assertion could still be presented (RFC 7523 §3 (7)).
+  const assertions = await db.deleteFrom('oauth_client_assertions').where('expires_at', '<', at).executeTakeFirst();
+  const idJagJtis = await db.deleteFrom('oauth_id_jag_jtis').where('expires_at', '<', at).executeTakeFirst();
   const limits = await db.deleteFrom('rate_limits').where('window_ends', '<', at).executeTakeFirst();
   const states = await db.deleteFrom('gateway_auth_states').where('expires_at', '<', at).executeTakeFirst();
   // The sync change log keeps SYNC_CHANGES_RETAIN_MS; a device whose cursor is older reads each state afresh.
@@ -46,6 +49,8 @@ export async function cleanupExpired(db: DB, now = Date.now()) {
     oauth_codes: Number(codes.numDeletedRows),
     oauth_clients: Number(clients.numDeletedRows),
     oauth_grants: Number(oauthGrants.numDeletedRows),
+    oauth_client_assertions: Number(assertions.numDeletedRows),
+    oauth_id_jag_jtis: Number(idJagJtis.numDeletedRows),
     rate_limits: Number(limits.numDeletedRows),
     sessions: Number(sessions.numDeletedRows),
     api_keys: Number(apiKeys.numDeletedRows),

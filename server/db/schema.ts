@@ -189,7 +189,7 @@ export interface OAuthClientsTable {
   client_name: string;
   redirect_uris: string;
   grant_types: string;
-  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post';
+  token_endpoint_auth_method: 'none' | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   scope: string | null;
   client_uri: string | null;
   logo_uri: string | null;
@@ -199,6 +199,34 @@ export interface OAuthClientsTable {
   updated_at: string;
   expires_at: string | null;
   last_used_at: string | null;
+  /** JSON JWK Set (public keys), for private_key_jwt. */
+  jwks: string | null;
+  jwks_uri: string | null;
+  token_endpoint_auth_signing_alg: string | null;
+}
+
+export interface OAuthTrustedIdpsTable {
+  id: string;
+  issuer: string;
+  jwks: string | null;
+  jwks_uri: string | null;
+  client_ids: string;
+  account_claim: 'email' | 'sub' | 'preferred_username';
+  scope: string | null;
+  created_by: string;
+  created_at: string;
+}
+
+export interface OAuthIdJagJtisTable {
+  issuer: string;
+  jti: string;
+  expires_at: string;
+}
+
+export interface OAuthClientAssertionsTable {
+  client_id: string;
+  jti: string;
+  expires_at: string;
 }
 
 export interface OAuthGrantsTable {
@@ -248,6 +276,9 @@ export interface OAuthDatabase {
   oauth_grants: OAuthGrantsTable;
   oauth_codes: OAuthCodesTable;
   oauth_consents: OAuthConsentsTable;
+  oauth_client_assertions: OAuthClientAssertionsTable;
+  oauth_trusted_idps: OAuthTrustedIdpsTable;
+  oauth_id_jag_jtis: OAuthIdJagJtisTable;
   rate_limits: RateLimitsTable;
 }
 

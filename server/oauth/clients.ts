@@ -1,6 +1,8 @@
+import type { JSONWebKeySet } from 'jose';
 import type { DB, OAuthClientsTable } from '../db/schema';
 import type { Env } from '../env';
 import { checkFetchableUrl, isLoopbackHost, readLimited } from '../lib/urls';
+import { isAssertionAlg, parseJwks } from './client-keys';
 import { OAuthError } from './errors';
 
 /**
@@ -19,6 +21,10 @@ export interface Client {
   client_uri: string | null;
   logo_uri: string | null;
   chitty_id: string | null;
+  /** Public keys for private_key_jwt: inline, or where they are published. */
+  jwks: JSONWebKeySet | null;
+  jwks_uri: string | null;
+  token_endpoint_auth_signing_alg: string | null;
 }
 
 export const toClient = (row: OAuthClientsTable): Client => ({
@@ -33,11 +39,21 @@ export const toClient = (row: OAuthClientsTable): Client => ({
   client_uri: row.client_uri,
   logo_uri: row.logo_uri,
   chitty_id: row.chitty_id,
+  jwks: row.jwks ? (JSON.parse(row.jwks) as JSONWebKeySet) : null,
+  jwks_uri: row.jwks_uri,
+  token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg,
 });
 
 export const findClientRow = (db: DB, clientId: string) => db.selectFrom('oauth_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
 
 export const isDevelopment = (env: Env) => env.ENVIRONMENT === 'development' || env.ENVIRONMENT === 'test';
+
+/**
+ * Callbacks of widely used native MCP clients whose private-use scheme is not reverse-DNS (RFC 8252 §7.1 asks
+ * apps for one; these predate that). Accepted exactly, nothing like them: PKCE S256, which every client here must
+ * use, is what protects a code sent to a scheme another app could claim (RFC 8252 §8.1).
+ */
+const KNOWN_NATIVE_CALLBACKS: readonly string[] = ['cursor://anysphere.cursor-mcp/oauth/callback'];
 
 /**
  * Redirect URI rules for registration (OAuth 2.1 §2.3.1, RFC 8252 §7.3): https, or http on a loopback
@@ -54,6 +70,7 @@ export function checkRedirectUri(raw: string): string | null {
   if (url.protocol === 'https:') return null;
   if (url.protocol === 'http:') return isLoopbackHost(url.hostname) ? null : 'must use https (http only for loopback addresses)';
   if (/^[a-z][a-z0-9+.-]*\.[a-z0-9+.-]+:$/.test(url.protocol)) return null;
+  if (KNOWN_NATIVE_CALLBACKS.includes(raw)) return null;
   return 'must use https, http on loopback, or a reverse-DNS private scheme';
 }
 
@@ -97,6 +114,41 @@ function cacheSeconds(res: Response): number {
   return Math.min(CIMD_MAX_CACHE_S, Math.max(CIMD_MIN_CACHE_S, m ? Number(m[1]) : 300));
 }
 
+/**
+ * How a Client ID Metadata Document's client authenticates. The CIMD draft notes there is no way to establish
+ * a shared secret through a public document, so client_secret_* methods are refused: `none` whenever the document offers it (as its method or in
+ * `token_endpoint_auth_methods_supported`, as ChatGPT's does), else `private_key_jwt` with the document's keys.
+ * When both are offered the keys are kept too: a client that sends an assertion anyway has it verified.
+ */
+export function negotiateAuthMethod(doc: Record<string, unknown>, development: boolean): Pick<Client, 'jwks' | 'jwks_uri'> & { method: 'none' | 'private_key_jwt'; alg: string | null } {
+  const offered = new Set<string>();
+  if (typeof doc.token_endpoint_auth_method === 'string') offered.add(doc.token_endpoint_auth_method);
+  if (Array.isArray(doc.token_endpoint_auth_methods_supported)) for (const m of doc.token_endpoint_auth_methods_supported) if (typeof m === 'string') offered.add(m);
+  if (offered.size === 0) offered.add('none');
+  const method = offered.has('none') ? 'none' : offered.has('private_key_jwt') ? 'private_key_jwt' : null;
+  if (!method) {
+    throw new OAuthError('invalid_client', `client_id metadata documents may not use client secrets (offered: ${[...offered].join(', ')}); use token_endpoint_auth_method none or private_key_jwt`);
+  }
+  if (!offered.has('private_key_jwt')) return { method, jwks: null, jwks_uri: null, alg: null };
+  const alg = doc.token_endpoint_auth_signing_alg ?? null;
+  if (alg !== null && !isAssertionAlg(alg)) throw new OAuthError('invalid_client', 'token_endpoint_auth_signing_alg must be RS256, PS256, ES256 or EdDSA');
+  // RFC 7591 §2: jwks_uri and jwks MUST NOT both be present.
+  if (doc.jwks !== undefined && doc.jwks_uri !== undefined) throw new OAuthError('invalid_client', 'client_id metadata document has both jwks and jwks_uri');
+  if (doc.jwks_uri !== undefined) {
+    // Fetched later under the same rules as the document itself (https, public address).
+    const check = typeof doc.jwks_uri === 'string' ? checkFetchableUrl(doc.jwks_uri, development) : ({ ok: false, reason: 'not a string' } as const);
+    if (!check.ok) throw new OAuthError('invalid_client', `jwks_uri in the client_id metadata document refused: ${check.reason}`);
+    return { method, jwks: null, jwks_uri: doc.jwks_uri as string, alg };
+  }
+  if (doc.jwks !== undefined) {
+    const parsed = parseJwks(doc.jwks);
+    if (!parsed.ok) throw new OAuthError('invalid_client', `jwks in the client_id metadata document is invalid: ${parsed.reason}`);
+    return { method, jwks: parsed.jwks, jwks_uri: null, alg };
+  }
+  if (method === 'none') return { method, jwks: null, jwks_uri: null, alg: null };
+  throw new OAuthError('invalid_client', 'private_key_jwt needs jwks or jwks_uri in the client_id metadata document');
+}
+
 /** Fetches and validates a Client ID Metadata Document. Every failure is an invalid_client with the reason. */
 export async function fetchMetadataDocument(env: Env, clientId: string): Promise<Client> {
   const cached = cimdCache.get(clientId);
@@ -128,22 +180,22 @@ export async function fetchMetadataDocument(env: Env, clientId: string): Promise
   if (redirectUris.length === 0 || redirectUris.some((u) => checkRedirectUri(u) !== null)) {
     throw new OAuthError('invalid_client', 'client_id metadata document has missing or invalid redirect_uris');
   }
-  const method = doc.token_endpoint_auth_method ?? 'none';
-  // Shared secrets cannot be established through a public document.
-  if (method !== 'none' && method !== 'private_key_jwt') throw new OAuthError('invalid_client', 'client_id metadata documents may not use client secrets');
-  if (method !== 'none') throw new OAuthError('invalid_client', 'private_key_jwt is not supported; use token_endpoint_auth_method none');
+  const auth = negotiateAuthMethod(doc, isDevelopment(env));
   const client: Client = {
     client_id: clientId,
     kind: 'metadata_document',
     client_name: typeof doc.client_name === 'string' ? doc.client_name.slice(0, 100) : check.url.host,
     redirect_uris: redirectUris,
     grant_types: ['authorization_code', 'refresh_token'],
-    token_endpoint_auth_method: 'none',
+    token_endpoint_auth_method: auth.method,
     client_secret_hash: null,
     scope: typeof doc.scope === 'string' ? doc.scope : null,
     client_uri: typeof doc.client_uri === 'string' ? doc.client_uri : null,
     logo_uri: typeof doc.logo_uri === 'string' ? doc.logo_uri : null,
     chitty_id: null,
+    jwks: auth.jwks,
+    jwks_uri: auth.jwks_uri,
+    token_endpoint_auth_signing_alg: auth.alg,
   };
   const ttl = cacheSeconds(res);
   if (ttl > 0) cimdCache.set(clientId, { client, until: Date.now() + ttl * 1000 });

@@ -1,4 +1,6 @@
 import type { Env } from '../env';
+import { CLIENT_ASSERTION_ALGS } from './client-keys';
+import { ID_JAG_PROFILE, JWT_BEARER_GRANT } from './id-jag';
 
 /** Scopes a client can ask for (see server/permissions/policy.ts NAMED_SCOPES for what each allows). */
 export const SCOPES_SUPPORTED = ['mcp:read', 'mcp:write', 'chittyos:services', 'cross_sync'] as const;
@@ -23,10 +25,16 @@ export function authorizationServerMetadata(env: Env) {
     scopes_supported: [...SCOPES_SUPPORTED],
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
-    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
-    revocation_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post'],
-    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'bearer'],
+    grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials', JWT_BEARER_GRANT],
+    // ext-auth Enterprise-Managed Authorization §6: the ID-JAG profile of the jwt-bearer grant.
+    authorization_grant_profiles_supported: [ID_JAG_PROFILE],
+    token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    // RFC 8414 §2: the JWS algorithms for private_key_jwt (asymmetric only; see server/oauth/client-keys.ts).
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    revocation_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'bearer'],
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     code_challenge_methods_supported: ['S256'],
     authorization_response_iss_parameter_supported: true,
     client_id_metadata_document_supported: true,

@@ -60,6 +60,8 @@ describe('/oauth/register', () => {
     ['an http redirect_uri that is not loopback', { redirect_uris: ['http://app.example/callback'] }, 'invalid_redirect_uri'],
     ['a redirect_uri with a fragment', { redirect_uris: ['https://app.example/callback#frag'] }, 'invalid_redirect_uri'],
     ['a javascript: redirect_uri', { redirect_uris: ['javascript:alert(1)'] }, 'invalid_redirect_uri'],
+    ['a private scheme that is not reverse-DNS', { redirect_uris: ['myapp://callback'] }, 'invalid_redirect_uri'],
+    ["another callback on Cursor's scheme", { redirect_uris: ['cursor://anysphere.cursor-mcp/oauth/elsewhere'] }, 'invalid_redirect_uri'],
     ['a relative redirect_uri', { redirect_uris: ['/callback'] }, 'invalid_redirect_uri'],
     ['no redirect_uri', { redirect_uris: [] }, 'invalid_redirect_uri'],
     ['redirect_uris that are not strings', { redirect_uris: [42] }, 'invalid_client_metadata'],
@@ -67,7 +69,8 @@ describe('/oauth/register', () => {
     ['the implicit grant', { grant_types: ['implicit'] }, 'invalid_client_metadata'],
     ['client_credentials (only for pre-registered clients)', { grant_types: ['client_credentials'] }, 'invalid_client_metadata'],
     ['response_types token', { response_types: ['token'] }, 'invalid_client_metadata'],
-    ['an unsupported auth method', { token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata'],
+    ['an unsupported auth method', { token_endpoint_auth_method: 'client_secret_jwt' }, 'invalid_client_metadata'],
+    ['private_key_jwt without keys (server/oauth/oauth.assertion.test.ts has the rest)', { token_endpoint_auth_method: 'private_key_jwt' }, 'invalid_client_metadata'],
     ['an unknown scope', { scope: 'mcp:read admin' }, 'invalid_client_metadata'],
     ['an http logo_uri', { logo_uri: 'http://app.example/logo.png' }, 'invalid_client_metadata'],
   ])('refuses 400 and stores nothing for %s', async (_, meta, error) => {
@@ -165,5 +168,30 @@ describe('/oauth/authorize with a Client ID Metadata Document', () => {
     const page = await authorizeWith(CIMD, { ENVIRONMENT: 'production' });
     expect(page.status).toBe(200);
     expect(page.body).toContain('Example CIMD Client');
+  });
+});
+
+/**
+ * The dynamic registrations MCP hosts send (shapes modeled on each client's public behaviour: a public client,
+ * loopback or private-scheme redirect URIs), each through code + PKCE, exchange and refresh. docs/clients.md
+ * lists them; the ChatGPT and Claude metadata documents are in oauth.assertion.test.ts.
+ */
+describe('/oauth/register as MCP hosts do it', () => {
+  it.each([
+    ['VS Code', ['http://127.0.0.1:33418/', 'https://vscode.dev/redirect'], 'http://127.0.0.1:33418/'],
+    ['Cursor', ['cursor://anysphere.cursor-mcp/oauth/callback'], 'cursor://anysphere.cursor-mcp/oauth/callback'],
+    ['Claude Code', ['http://localhost:54212/callback'], 'http://localhost:61234/callback'],
+    ['Codex', ['http://127.0.0.1:47811/callback'], 'http://127.0.0.1:47811/callback'],
+    ['MCP Inspector', ['http://localhost:6274/oauth/callback'], 'http://localhost:6274/oauth/callback'],
+  ])('%s: a public client completes code + PKCE, the exchange and refresh', async (name, redirect_uris, redirectUri) => {
+    const reg = await registerClient({ client_name: name, redirect_uris, grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+    expect(reg.status).toBe(201);
+    const flow = await authorizeAsBrowser({ clientId: reg.body.client_id, redirectUri });
+    expect(flow.redirect?.protocol).toBe(new URL(redirectUri).protocol);
+    expect(flow.redirect?.searchParams.get('iss')).toBe(ORIGIN);
+    const t = await token({ grant_type: 'authorization_code', code: flow.code!, code_verifier: flow.verifier, client_id: reg.body.client_id, redirect_uri: redirectUri, resource: MCP_RESOURCE });
+    expect(t.status).toBe(200);
+    expect(decodeJwt(t.body.access_token)).toMatchObject({ client_id: reg.body.client_id, aud: MCP_RESOURCE });
+    expect((await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: reg.body.client_id })).status).toBe(200);
   });
 });

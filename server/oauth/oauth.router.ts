@@ -5,7 +5,8 @@ import { findAccountByUsername } from '../accounts/accounts.store';
 import { startSession } from '../accounts/sign-in';
 import { describeToken } from '../auth/describe-token';
 import { randomSecret, sha256Hex } from '../crypto/hash';
-import type { DB, OAuthClientsTable, OAuthGrantsTable } from '../db/schema';
+import type { DB, OAuthClientsTable, OAuthGrantsTable, OAuthTrustedIdpsTable } from '../db/schema';
+import type { Env } from '../env';
 import { mintIdentity } from '../identities/authority';
 import { newId } from '../lib/ids';
 import { nowIso } from '../lib/time';
@@ -13,11 +14,13 @@ import { invalidInput } from '../adapters/errors';
 import { authzOf, os } from '../orpc';
 import { cfAccessToClientError, verifyAccessAssertion } from './cf-access';
 import { authenticateClientWithSecret } from './client-auth';
-import { findClientRow, redirectUriMatches, resolveClient } from './clients';
+import { findClientRow, isDevelopment, redirectUriMatches, resolveClient } from './clients';
 import { OAuthError } from './errors';
 import { findGrant, revokeGrant } from './grants';
+import { findTrustedIdpByIssuer, JWT_BEARER_GRANT } from './id-jag';
 import { mcpResource } from './metadata';
 import { checkResource, checkScope } from './params';
+import { validateClientKeys } from './register';
 import { exchangeCode, refresh } from './token';
 
 const toOAuthClient = (row: OAuthClientsTable) => ({
@@ -30,9 +33,45 @@ const toOAuthClient = (row: OAuthClientsTable) => ({
   scopes: row.scope ? row.scope.split(' ') : null,
   client_uri: row.client_uri,
   chitty_id: row.chitty_id,
+  jwks_uri: row.jwks_uri,
+  jwks: row.jwks ? (JSON.parse(row.jwks) as { keys: { kty: string }[] }) : null,
+  token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg,
   created_at: row.created_at,
   last_used_at: row.last_used_at,
 });
+
+const toTrustedIdp = (row: OAuthTrustedIdpsTable) => ({
+  idp_id: row.id,
+  issuer: row.issuer,
+  jwks_uri: row.jwks_uri,
+  jwks: row.jwks ? (JSON.parse(row.jwks) as { keys: { kty: string }[] }) : null,
+  client_ids: JSON.parse(row.client_ids) as string[],
+  account_claim: row.account_claim,
+  scopes: row.scope ? row.scope.split(' ') : null,
+  created_at: row.created_at,
+});
+
+const hasSecret = (method: OAuthClientsTable['token_endpoint_auth_method']) => method === 'client_secret_basic' || method === 'client_secret_post';
+
+/**
+ * A private_key_jwt client's public keys as stored: exactly one of jwks and jwks_uri (RFC 7591 §2), checked
+ * as DCR checks them (server/oauth/register.ts). Other methods take no keys.
+ */
+function registrationKeys(env: Env, method: OAuthClientsTable['token_endpoint_auth_method'], input: { jwks?: unknown; jwks_uri?: string; token_endpoint_auth_signing_alg?: string }) {
+  if (method !== 'private_key_jwt') {
+    if (input.jwks !== undefined || input.jwks_uri !== undefined || input.token_endpoint_auth_signing_alg !== undefined) {
+      throw invalidInput('token_endpoint_auth_method', 'jwks, jwks_uri and token_endpoint_auth_signing_alg are only for private_key_jwt');
+    }
+    return { jwks: null, jwks_uri: null, token_endpoint_auth_signing_alg: null };
+  }
+  try {
+    const keys = validateClientKeys(input, method, isDevelopment(env));
+    return { jwks: keys.jwks ? JSON.stringify(keys.jwks) : null, jwks_uri: keys.jwks_uri, token_endpoint_auth_signing_alg: keys.token_endpoint_auth_signing_alg };
+  } catch (error) {
+    if (error instanceof OAuthError) throw invalidInput(input.jwks_uri !== undefined ? 'jwks_uri' : 'jwks', error.description);
+    throw error;
+  }
+}
 
 const toOAuthGrant = (row: OAuthGrantsTable & { client_name?: string | null }) => ({
   grant_id: row.id,
@@ -77,9 +116,11 @@ export const oauth = {
       const needsRedirect = input.grant_types.includes('authorization_code');
       if (needsRedirect && input.redirect_uris.length === 0) throw invalidInput('redirect_uris', 'at least one is needed for authorization_code');
       if (input.grant_types.includes('client_credentials') && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'client_credentials needs a confidential client');
+      if (input.grant_types.includes(JWT_BEARER_GRANT) && input.token_endpoint_auth_method === 'none') throw invalidInput('grant_types', 'the jwt-bearer grant needs a confidential client');
       const clientId = input.client_id ?? newId('cli');
       if (await findClientRow(context.db, clientId)) throw new ORPCError('CONFLICT', { status: 409, message: `client_id ${clientId} is taken` });
-      const secret = input.token_endpoint_auth_method === 'none' ? null : `cs_${randomSecret(48)}`;
+      const keys = registrationKeys(context.env, input.token_endpoint_auth_method, input);
+      const secret = hasSecret(input.token_endpoint_auth_method) ? `cs_${randomSecret(48)}` : null;
       const identity = input.grant_types.includes('client_credentials')
         ? await mintIdentity(context.env, context.db, { type: 'APP', displayName: input.client_name })
         : null;
@@ -101,6 +142,7 @@ export const oauth = {
         updated_at: now,
         expires_at: null,
         last_used_at: null,
+        ...keys,
       };
       await context.db.insertInto('oauth_clients').values(row).execute();
       context.audit.target = clientId;
@@ -119,7 +161,9 @@ export const oauth = {
     update: os.oauth.clients.update.handler(async ({ input, context }) => {
       const row = await clientRowOr404(context.db, input.client_id);
       if (input.redirect_uris) checkRegistrationUris(input.redirect_uris);
-      const secret = input.rotate_secret && row.token_endpoint_auth_method !== 'none' ? `cs_${randomSecret(48)}` : null;
+      const secret = input.rotate_secret && hasSecret(row.token_endpoint_auth_method) ? `cs_${randomSecret(48)}` : null;
+      // New keys replace the old ones (a rotation); the same rules as at registration.
+      const keys = input.jwks !== undefined || input.jwks_uri !== undefined ? registrationKeys(context.env, row.token_endpoint_auth_method, { ...input, ...(row.token_endpoint_auth_signing_alg ? { token_endpoint_auth_signing_alg: row.token_endpoint_auth_signing_alg } : {}) }) : null;
       await context.db
         .updateTable('oauth_clients')
         .set({
@@ -127,12 +171,13 @@ export const oauth = {
           ...(input.redirect_uris ? { redirect_uris: JSON.stringify(input.redirect_uris) } : {}),
           ...(input.scopes ? { scope: input.scopes.join(' ') } : {}),
           ...(secret ? { client_secret_hash: await sha256Hex(secret) } : {}),
+          ...(keys ? { jwks: keys.jwks, jwks_uri: keys.jwks_uri } : {}),
           updated_at: nowIso(),
         })
         .where('client_id', '=', row.client_id)
         .execute();
       context.audit.target = row.client_id;
-      context.audit.detail = { rotated_secret: !!secret };
+      context.audit.detail = { rotated_secret: !!secret, replaced_keys: !!keys };
       return { ...toOAuthClient(await clientRowOr404(context.db, row.client_id)), client_secret: secret };
     }),
 
@@ -173,6 +218,48 @@ export const oauth = {
       }
       context.audit.target = grant.id;
       return toOAuthGrant((await findGrant(context.db, grant.id))!);
+    }),
+  },
+
+  idps: {
+    register: os.oauth.idps.register.handler(async ({ input, context }) => {
+      const authz = authzOf(context);
+      // ext-auth EMA §7.3: the issuer and key discovery endpoints MUST be https.
+      if (!input.issuer.startsWith('https://')) throw invalidInput('issuer', 'must be an https URL');
+      let keys: ReturnType<typeof validateClientKeys>;
+      try {
+        keys = validateClientKeys(input, 'private_key_jwt', isDevelopment(context.env));
+      } catch (error) {
+        if (error instanceof OAuthError) throw invalidInput(input.jwks_uri !== undefined ? 'jwks_uri' : 'jwks', error.description.replace('private_key_jwt', 'an identity provider'));
+        throw error;
+      }
+      if (await findTrustedIdpByIssuer(context.db, input.issuer)) throw new ORPCError('CONFLICT', { status: 409, message: `${input.issuer} is already trusted` });
+      const row: OAuthTrustedIdpsTable = {
+        id: newId('idp'),
+        issuer: input.issuer,
+        jwks: keys.jwks ? JSON.stringify(keys.jwks) : null,
+        jwks_uri: keys.jwks_uri,
+        client_ids: JSON.stringify([...new Set(input.client_ids)]),
+        account_claim: input.account_claim,
+        scope: input.scopes ? input.scopes.join(' ') : null,
+        created_by: authz.principal.chittyId,
+        created_at: nowIso(),
+      };
+      await context.db.insertInto('oauth_trusted_idps').values(row).execute();
+      context.audit.target = row.id;
+      context.audit.detail = { issuer: row.issuer, client_ids: input.client_ids, account_claim: row.account_claim };
+      return toTrustedIdp(row);
+    }),
+
+    list: os.oauth.idps.list.handler(async ({ context }) => ({
+      items: (await context.db.selectFrom('oauth_trusted_idps').selectAll().orderBy('created_at', 'desc').limit(500).execute()).map(toTrustedIdp),
+    })),
+
+    delete: os.oauth.idps.delete.handler(async ({ input, context }) => {
+      const deleted = await context.db.deleteFrom('oauth_trusted_idps').where('id', '=', input.idp_id).executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) throw new ORPCError('NOT_FOUND', { status: 404, message: `No trusted identity provider ${input.idp_id}` });
+      context.audit.target = input.idp_id;
+      return { deleted: true };
     }),
   },
 };

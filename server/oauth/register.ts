@@ -5,7 +5,9 @@ import type { Env } from '../env';
 import { newId } from '../lib/ids';
 import { hitCounters } from '../lib/rate-limits';
 import { isoIn, nowIso } from '../lib/time';
-import { checkRedirectUri } from './clients';
+import { checkFetchableUrl } from '../lib/urls';
+import { isAssertionAlg, parseJwks } from './client-keys';
+import { checkRedirectUri, isDevelopment } from './clients';
 import { noStoreJson, OAuthError } from './errors';
 import { SCOPES_SUPPORTED } from './metadata';
 
@@ -42,8 +44,28 @@ function httpsUrl(value: string | null, field: string): string | null {
   throw badMetadata(`${field} must be an https URL`);
 }
 
+/**
+ * The public keys of a private_key_jwt client (RFC 7591 §2: jwks or jwks_uri, never both), and the one
+ * algorithm it signs with if it names one. Other clients' keys are not kept: they would authenticate nothing.
+ */
+export function validateClientKeys(body: Record<string, unknown>, method: unknown, development: boolean) {
+  if (method !== 'private_key_jwt') return { jwks: null, jwks_uri: null, token_endpoint_auth_signing_alg: null };
+  const alg = body.token_endpoint_auth_signing_alg ?? null;
+  if (alg !== null && !isAssertionAlg(alg)) throw badMetadata('token_endpoint_auth_signing_alg must be RS256, PS256, ES256 or EdDSA');
+  if (body.jwks !== undefined && body.jwks_uri !== undefined) throw badMetadata('jwks and jwks_uri must not both be present');
+  if (body.jwks_uri !== undefined) {
+    const check = typeof body.jwks_uri === 'string' && body.jwks_uri.length <= 512 ? checkFetchableUrl(body.jwks_uri, development) : ({ ok: false, reason: 'not a URL of at most 512 characters' } as const);
+    if (!check.ok) throw badMetadata(`jwks_uri refused: ${check.reason}`);
+    return { jwks: null, jwks_uri: body.jwks_uri as string, token_endpoint_auth_signing_alg: alg };
+  }
+  if (body.jwks === undefined) throw badMetadata('private_key_jwt needs jwks or jwks_uri');
+  const parsed = parseJwks(body.jwks);
+  if (!parsed.ok) throw badMetadata(`jwks is invalid: ${parsed.reason}`);
+  return { jwks: parsed.jwks, jwks_uri: null, token_endpoint_auth_signing_alg: alg };
+}
+
 /** RFC 7591 §2 metadata, checked and normalised; throws invalid_client_metadata / invalid_redirect_uri. */
-export function validateClientMetadata(body: Record<string, unknown>) {
+export function validateClientMetadata(body: Record<string, unknown>, development = false) {
   const redirectUris = strings(body.redirect_uris, 'redirect_uris', 10);
   if (redirectUris.length === 0) throw new OAuthError('invalid_redirect_uri', 'at least one redirect_uri is required');
   for (const uri of redirectUris) {
@@ -51,9 +73,10 @@ export function validateClientMetadata(body: Record<string, unknown>) {
     if (problem) throw new OAuthError('invalid_redirect_uri', `redirect_uri ${uri} ${problem}`);
   }
   const method = body.token_endpoint_auth_method ?? 'client_secret_basic';
-  if (method !== 'none' && method !== 'client_secret_basic' && method !== 'client_secret_post') {
-    throw badMetadata('token_endpoint_auth_method must be none, client_secret_basic or client_secret_post');
+  if (method !== 'none' && method !== 'client_secret_basic' && method !== 'client_secret_post' && method !== 'private_key_jwt') {
+    throw badMetadata('token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt');
   }
+  const keys = validateClientKeys(body, method, development);
   const grantTypes = body.grant_types === undefined ? ['authorization_code', 'refresh_token'] : strings(body.grant_types, 'grant_types', 3);
   for (const g of grantTypes) {
     if (g !== 'authorization_code' && g !== 'refresh_token') throw badMetadata(`grant_type ${g} cannot be registered dynamically`);
@@ -73,6 +96,7 @@ export function validateClientMetadata(body: Record<string, unknown>) {
     client_uri: httpsUrl(optionalString(body.client_uri, 'client_uri'), 'client_uri'),
     logo_uri: httpsUrl(optionalString(body.logo_uri, 'logo_uri'), 'logo_uri'),
     scope,
+    ...keys,
   };
 }
 
@@ -88,7 +112,7 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
     throw badMetadata('the body is not valid JSON');
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badMetadata('the body must be a JSON object');
-  const meta = validateClientMetadata(body as Record<string, unknown>);
+  const meta = validateClientMetadata(body as Record<string, unknown>, isDevelopment(env));
 
   const ip = request.headers.get('cf-connecting-ip') ?? 'unknown';
   const [hit] = await hitCounters(db, [{ name: `register:${ip}`, windowSeconds: 3600 }]);
@@ -97,7 +121,7 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
   }
 
   const clientId = newId('cli');
-  const secret = meta.token_endpoint_auth_method === 'none' ? null : `cs_${randomSecret(48)}`;
+  const secret = meta.token_endpoint_auth_method === 'client_secret_basic' || meta.token_endpoint_auth_method === 'client_secret_post' ? `cs_${randomSecret(48)}` : null;
   const now = nowIso();
   await db
     .insertInto('oauth_clients')
@@ -118,6 +142,9 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
       updated_at: now,
       expires_at: isoIn(UNUSED_REGISTRATION_TTL_S),
       last_used_at: null,
+      jwks: meta.jwks ? JSON.stringify(meta.jwks) : null,
+      jwks_uri: meta.jwks_uri,
+      token_endpoint_auth_signing_alg: meta.token_endpoint_auth_signing_alg,
     })
     .execute();
   await insertAuditEvent(db, { actor: 'anonymous', action: 'oauth.register', target: clientId, door: 'oauth', outcome: 'success', detail: { client_name: meta.client_name, redirect_uris: meta.redirect_uris, ip } });
@@ -135,6 +162,9 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
       ...(meta.scope ? { scope: meta.scope } : {}),
       ...(meta.client_uri ? { client_uri: meta.client_uri } : {}),
       ...(meta.logo_uri ? { logo_uri: meta.logo_uri } : {}),
+      ...(meta.jwks ? { jwks: meta.jwks } : {}),
+      ...(meta.jwks_uri ? { jwks_uri: meta.jwks_uri } : {}),
+      ...(meta.token_endpoint_auth_signing_alg ? { token_endpoint_auth_signing_alg: meta.token_endpoint_auth_signing_alg } : {}),
     },
     201,
   );

@@ -7,9 +7,10 @@ import type { Client } from './clients';
 import { noStoreJson, OAuthError } from './errors';
 import { ACCESS_TOKEN_TTL_S, findGrant, insertGrant, issueAccessToken, issueRefreshToken, revokeGrantOnReuse, rotateRefreshToken, type TokenResponse } from './grants';
 import { checkResource, checkScope, narrowScope } from './params';
+import { JWT_BEARER_GRANT, jwtBearerGrant } from './id-jag';
 import { verifyPkce } from './pkce';
 
-/** POST /oauth/token (OAuth 2.1 §3.2): authorization_code, refresh_token and client_credentials. */
+/** POST /oauth/token (OAuth 2.1 §3.2): authorization_code, refresh_token, client_credentials and the jwt-bearer grant (ID-JAG). */
 export async function handleToken(request: Request, env: Env, db: DB): Promise<Response> {
   if (request.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405, { allow: 'POST' });
   const form = await readForm(request);
@@ -18,11 +19,18 @@ export async function handleToken(request: Request, env: Env, db: DB): Promise<R
   if (!grantType) throw new OAuthError('invalid_request', 'grant_type is required');
   if (!client.grant_types.includes(grantType)) {
     throw new OAuthError(
-      ['authorization_code', 'refresh_token', 'client_credentials'].includes(grantType) ? 'unauthorized_client' : 'unsupported_grant_type',
+      ['authorization_code', 'refresh_token', 'client_credentials', JWT_BEARER_GRANT].includes(grantType) ? 'unauthorized_client' : 'unsupported_grant_type',
       `grant_type ${grantType} is not allowed for this client`,
     );
   }
-  const body = grantType === 'authorization_code' ? await exchangeCode(env, db, client, form) : grantType === 'refresh_token' ? await refresh(env, db, client, form) : await clientCredentials(env, db, client, form);
+  const body =
+    grantType === 'authorization_code'
+      ? await exchangeCode(env, db, client, form)
+      : grantType === 'refresh_token'
+        ? await refresh(env, db, client, form)
+        : grantType === JWT_BEARER_GRANT
+          ? await jwtBearerGrant(env, db, client, form)
+          : await clientCredentials(env, db, client, form);
   if (client.kind === 'dynamic') {
     // A used registration no longer expires.
     await db.updateTable('oauth_clients').set({ expires_at: null, last_used_at: nowIso() }).where('client_id', '=', client.client_id).execute();

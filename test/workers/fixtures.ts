@@ -135,6 +135,16 @@ export const fixtures: Record<string, Fixture> = {
   'oauth.clients.get': async (a) => ({ input: { client_id: (await newClient(a)).client_id } }),
   'oauth.clients.update': async (a) => ({ input: { client_id: (await newClient(a)).client_id, client_name: 'Renamed client', rotate_secret: true } }),
   'oauth.clients.delete': async (a) => ({ input: { client_id: (await newClient(a)).client_id } }),
+  'oauth.idps.register': async () => {
+    const issuer = `https://${unique('idp').toLowerCase()}.example`;
+    return { input: { issuer, jwks_uri: 'https://idp.example/jwks.json', client_ids: ['parity-client'], scopes: ['mcp:read'] }, volatile: [issuer] };
+  },
+  'oauth.idps.list': async () => ({ input: {} }),
+  'oauth.idps.delete': async (a) => {
+    const res = await rest('POST', '/v1/oauth/idps', { issuer: `https://${unique('idp').toLowerCase()}.example`, jwks_uri: 'https://idp.example/jwks.json', client_ids: ['parity-client'] }, a.token);
+    if (res.status !== 201) throw new Error(JSON.stringify(res.body));
+    return { input: { idp_id: res.body.idp_id } };
+  },
   'oauth.grants.list': async () => ({ input: {} }),
   'oauth.grants.revoke': async () => {
     await fullFlow();

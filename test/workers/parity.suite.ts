@@ -18,7 +18,7 @@ const INVALID_KEY = `chitty_${'0'.repeat(40)}`;
 /** The audit log's name of each door. */
 const AUDIT_DOOR: Record<string, string> = { client: 'rpc', rest: 'rest', mcp: 'mcp' };
 
-const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt|dev)_[0-9a-z]{26}$/;
+const ID = /^(key|ses|grt|evt|kid|jti|cli|gnt|dev|idp)_[0-9a-z]{26}$/;
 /** Values a procedure makes at random by design (PKCE verifier, state). */
 const RANDOM_KEYS = ['state', 'code_verifier', 'code_challenge', 'authorization_url'];
 /** server.json names embed the server id, which each door's fixture makes fresh. */
