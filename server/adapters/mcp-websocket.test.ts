@@ -283,7 +283,7 @@ describe('the socket ends with its credential', () => {
     expect(await byKey.closed).toMatchObject({ code: 4401, reason: 'account disabled' });
   });
 
-  it('closes an OAuth socket when its grant is revoked: announced by grant id at once, or found by the periodic re-check', async () => {
+  it('closes an OAuth socket when its grant is revoked: announced by grant id at once, through /v1 and through RFC 7009 revocation', async () => {
     const someone = await user(['user']);
     const gidOf = (token: string) => JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))).gid as string;
     const announced = await resourceToken(MCP, someone);
@@ -293,10 +293,14 @@ describe('the socket ends with its credential', () => {
     expect(await endSockets(env as unknown as Env, someone.chittyId, { credentials: [gidOf(announced)], reason: 'credential revoked' })).toBe(1);
     expect(await s.closed).toMatchObject({ code: 4401, reason: 'credential revoked' });
 
-    // Not announced (DELETE /v1/oauth/grants/{id} does not tell the hub today): the heartbeat's re-check closes it.
-    const silent = await resourceToken(MCP, someone);
-    const t = await connect(silent);
-    expect((await rest('DELETE', `/v1/oauth/grants/${gidOf(silent)}`, undefined, someone.token)).status).toBe(200);
+    // DELETE /v1/oauth/grants/{id} announces the grant: the socket is closed when the call answers.
+    const viaApi = await resourceToken(MCP, someone);
+    const t = await connect(viaApi);
+    const head = await auditHead();
+    expect((await rest('DELETE', `/v1/oauth/grants/${gidOf(viaApi)}`, undefined, someone.token)).status).toBe(200);
+    // Closed by the revocation itself (the hub reports it), not left to the periodic re-check.
+    const event = (await auditSince(head)).find((e) => e.action === 'oauth.grants.revoke');
+    expect(JSON.parse(event!.detail)).toMatchObject({ sockets_closed: 1 });
     expect(await t.closed).toMatchObject({ code: 4401, reason: 'credential revoked' });
   });
 

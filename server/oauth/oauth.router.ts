@@ -17,6 +17,7 @@ import { authenticateClientWithSecret } from './client-auth';
 import { findClientRow, isDevelopment, redirectUriMatches, resolveClient } from './clients';
 import { OAuthError } from './errors';
 import { findGrant, revokeGrant } from './grants';
+import { endSockets } from '../auth/live-sockets';
 import { findTrustedIdpByIssuer, JWT_BEARER_GRANT } from './id-jag';
 import { mcpResource } from './metadata';
 import { checkResource, checkScope } from './params';
@@ -183,8 +184,11 @@ export const oauth = {
 
     delete: os.oauth.clients.delete.handler(async ({ input, context }) => {
       const row = await clientRowOr404(context.db, input.client_id);
-      const grants = await context.db.selectFrom('oauth_grants').select('id').where('client_id', '=', row.client_id).where('revoked_at', 'is', null).execute();
+      const grants = await context.db.selectFrom('oauth_grants').select(['id', 'chitty_id']).where('client_id', '=', row.client_id).where('revoked_at', 'is', null).execute();
       for (const g of grants) await revokeGrant(context.db, g.id, 'client_deleted');
+      const byUser = new Map<string, string[]>();
+      for (const g of grants) if (g.chitty_id) byUser.set(g.chitty_id, [...(byUser.get(g.chitty_id) ?? []), g.id]);
+      for (const [chittyId, ended] of byUser) await endSockets(context.env, chittyId, { credentials: ended, reason: 'credential revoked' });
       await context.db.deleteFrom('oauth_consents').where('client_id', '=', row.client_id).execute();
       await context.db.deleteFrom('oauth_clients').where('client_id', '=', row.client_id).execute();
       context.audit.target = row.client_id;
@@ -212,11 +216,14 @@ export const oauth = {
       if (!grant) throw notFound;
       if (grant.chitty_id !== authz.principal.chittyId && !(await authz.can('oauth:grants:revoke:any'))) throw notFound;
       await revokeGrant(context.db, grant.id, 'revoked_by_user');
+      // Sockets opened with this grant's access tokens close now, not at the next re-check.
+      const socketsClosed = grant.chitty_id ? await endSockets(context.env, grant.chitty_id, { credentials: [grant.id], reason: 'credential revoked' }) : 0;
       if (grant.chitty_id) {
         // The user withdraws the approval too: the next authorization asks again.
         await context.db.deleteFrom('oauth_consents').where('chitty_id', '=', grant.chitty_id).where('client_id', '=', grant.client_id).where('resource', '=', grant.resource).execute();
       }
       context.audit.target = grant.id;
+      context.audit.detail = { sockets_closed: socketsClosed };
       return toOAuthGrant((await findGrant(context.db, grant.id))!);
     }),
   },

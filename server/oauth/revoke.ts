@@ -1,4 +1,5 @@
 import { insertAuditEvent } from '../audit/audit.store';
+import { endSockets } from '../auth/live-sockets';
 import { sha256Hex } from '../crypto/hash';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
@@ -29,7 +30,8 @@ export async function handleRevoke(request: Request, env: Env, db: DB): Promise<
   // RFC 7009 §2.1: a token of another client is not revoked; §2.2: unknown tokens still get 200.
   if (grant && grant.client_id === client.client_id && !grant.revoked_at) {
     await revokeGrant(db, grant.id, 'revoked_by_client');
-    await insertAuditEvent(db, { actor: client.client_id, action: 'oauth.revoke', target: grant.id, door: 'oauth', outcome: 'success', detail: { chitty_id: grant.chitty_id } });
+    const socketsClosed = grant.chitty_id ? await endSockets(env, grant.chitty_id, { credentials: [grant.id], reason: 'credential revoked' }) : 0;
+    await insertAuditEvent(db, { actor: client.client_id, action: 'oauth.revoke', target: grant.id, door: 'oauth', outcome: 'success', detail: { chitty_id: grant.chitty_id, sockets_closed: socketsClosed } });
   }
   return noStoreJson({});
 }
