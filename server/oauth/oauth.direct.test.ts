@@ -1,7 +1,7 @@
 import { SELF } from 'cloudflare:test';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { admin, auditHead, auditSince, mcp, ORIGIN, query, rest, user, type Caller } from '../../test/workers/helpers';
+import { admin, auditHead, auditSince, ORIGIN, query, rest, user, type Caller } from '../../test/workers/helpers';
 import { authorizeAsBrowser, Browser, REDIRECT, registerClient, token } from '../../test/workers/oauth-helpers';
 
 /**
@@ -101,6 +101,16 @@ describe('servers.setDirect', () => {
     expect(badScope.body.message).toMatch(/scope-token/);
   });
 
+  it('keeps the MCP endpoint on the origin of the direct resources', async () => {
+    const { server_id } = await directServer();
+    const moved = await rest('PATCH', `/v1/servers/${server_id}`, { endpoints: { mcp: 'https://tools.example/mcp' } }, root.token);
+    expect(moved.status).toBe(400);
+    expect(moved.body.message).toMatch(/protected directly at https:\/\/mcp\.example/);
+    const reRegistered = await rest('POST', '/v1/servers/register', { server_id, name: 'Moved', endpoints: { mcp: 'https://tools.example/mcp' } }, root.token);
+    expect(reRegistered.status).toBe(400);
+    expect(await query('SELECT mcp_url FROM mcp_servers WHERE id = ?', server_id)).toEqual([{ mcp_url: 'https://mcp.example/mcp' }]);
+  });
+
   it('is refused to a user who does not administer the server', async () => {
     const { server_id, resource } = await directServer();
     const someone = await user();
@@ -198,6 +208,19 @@ describe('/oauth/authorize and /oauth/token for a direct resource', () => {
     expect(grant).toMatchObject({ revoked_reason: 'access_policy' });
   });
 
+  it('gives client_credentials tokens only to a client identity the policy lets connect', async () => {
+    const { server_id, resource } = await directServer();
+    const client = await rest('POST', '/v1/oauth/clients', { client_name: 'Notes robot', redirect_uris: [], grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_post' }, root.token);
+    const ask = () => token({ grant_type: 'client_credentials', client_id: client.body.client_id, client_secret: client.body.client_secret, resource, scope: 'notes:read' });
+    const refused = await ask();
+    expect([refused.status, refused.body.error]).toEqual([400, 'unauthorized_client']);
+    expect(refused.body.error_description).toMatch(/does not allow you to connect/);
+    await rest('POST', '/v1/permissions/grants', { chitty_id: client.body.chitty_id, permission: `mcp:${server_id}:connect` }, root.token);
+    const granted = await ask();
+    expect(granted.status).toBe(200);
+    expect(decodeJwt(granted.body.access_token)).toMatchObject({ aud: resource, sub: client.body.chitty_id, scope: 'notes:read' });
+  });
+
   it('accepts dynamic registration with a direct server’s scopes and refuses unknown ones', async () => {
     await directServer();
     expect((await registerClient({ scope: 'notes:read notes:write' })).status).toBe(201);
@@ -214,10 +237,15 @@ describe('the audience boundary (RFC 9068 §4, RFC 8707)', () => {
     const keys = await jwks();
     await expect(jwtVerify(jwt, keys, { issuer: ORIGIN, audience: a.resource, typ: 'at+jwt', algorithms: ['ES256'] })).resolves.toBeTruthy();
     await expect(jwtVerify(jwt, keys, { issuer: ORIGIN, audience: b.resource, typ: 'at+jwt', algorithms: ['ES256'] })).rejects.toMatchObject({ code: 'ERR_JWT_CLAIM_VALIDATION_FAILED', claim: 'aud' });
+    // The one credential path (server/auth/authenticate.ts) checks aud against the door's own resource.
     const v1 = await rest('GET', '/v1/sessions', undefined, jwt);
     expect(v1.status).toBe(401);
-    const overMcp = await mcp('tools/list', {}, jwt);
+    const overMcp = await SELF.fetch(`${ORIGIN}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }) });
     expect(overMcp.status).toBe(401);
+    expect(overMcp.headers.get('www-authenticate')).toMatch(/error="invalid_token", error_description="the access token is wrong audience"/);
+    // The gateway route of the same server is another resource: refused too.
+    const viaGateway = await SELF.fetch(`${ORIGIN}/gw/${a.server_id}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    expect(viaGateway.status).toBe(401);
   });
 
   it('a token for ChittyAuth’s own /mcp is refused by a direct server’s audience check', async () => {

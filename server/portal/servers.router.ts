@@ -68,6 +68,13 @@ function rateLimitColumns(input: RateLimitsInput) {
   return columns;
 }
 
+/** A server's direct resources live on its MCP endpoint's origin: the endpoint cannot move away from them. */
+async function keepDirectOrigin(db: DB, serverId: string, mcpUrl: string) {
+  const origin = new URL(mcpUrl).origin;
+  const stranded = (await listResourcesOf(db, serverId)).find((r) => new URL(r).origin !== origin);
+  if (stranded) throw invalidInput('endpoints.mcp', `the server is protected directly at ${stranded}; remove that resource first (servers.setDirect) or keep the endpoint on ${new URL(stranded).origin}`);
+}
+
 async function directOut(env: Env, db: DB, serverId: string) {
   const [resources, scopes, settings] = await Promise.all([listResourcesOf(db, serverId), listScopesOf(db, serverId), findDirectSettings(db, serverId)]);
   return {
@@ -150,6 +157,7 @@ async function registerServer(context: RegisterContext, input: RegisterInput) {
   if (existing && existing.owner !== authz.principal.chittyId && !(await authz.can('portal:servers:write'))) {
     throw new ORPCError('CONFLICT', { status: 409, message: `server_id ${input.server_id} is registered by someone else` });
   }
+  if (existing) await keepDirectOrigin(context.db, existing.id, input.endpoints.mcp);
   const now = nowIso();
   const columns = {
     name: input.name,
@@ -209,7 +217,10 @@ export const servers = {
   update: os.servers.update.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:servers:write');
-    if (input.endpoints) await checkUrls(context.env, input.endpoints);
+    if (input.endpoints) {
+      await checkUrls(context.env, input.endpoints);
+      await keepDirectOrigin(context.db, row.id, input.endpoints.mcp);
+    }
     const auth = input.auth ? await authColumns(context.env.ENCRYPTION_KEY, row.id, input.auth as AuthInput) : {};
     let health: Awaited<ReturnType<typeof probeServer>> | null = null;
     if (input.endpoints || input.auth) {

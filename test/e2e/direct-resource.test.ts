@@ -17,10 +17,16 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createMcpHandler, McpServer as McpServerV2 } from '@modelcontextprotocol/server';
 import express from 'express';
 import { Hono } from 'hono';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceServer, type Auth, type AuthInfo } from '../../clients/resource-server/index';
 import { freePort } from '../../scripts/local-server.mjs';
+import { node22Tools } from '../../scripts/node22.mjs';
 import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
@@ -157,6 +163,21 @@ describe('a direct resource end to end', () => {
   it('the same with server B (SDK v2 createMcpHandler + Hono)', async () => {
     const { c, provider } = await connectWithOAuth(originB);
     expect(await callWhoami(c)).toMatchObject({ server: 'b', chitty_id: user.chittyId, scopes: ['notes:read'], client_id: provider.client!.client_id });
+  });
+
+  it('the MCP Inspector CLI calls server A’s tool with the token', async () => {
+    const catalog = mkdtempSync(join(tmpdir(), 'chittyauth-inspector-'));
+    try {
+      const tools = node22Tools();
+      const { stdout } = await promisify(execFile)(tools.node, [tools.inspector, '--cli', `${originA}/mcp`, '--transport', 'http', '--header', `Authorization: Bearer ${tokenA}`, '--method', 'tools/call', '--tool-name', 'whoami'], {
+        env: { ...process.env, MCP_CATALOG_PATH: join(catalog, 'mcp.json'), NO_COLOR: '1' },
+        timeout: 60_000,
+      });
+      const result = JSON.parse(stdout);
+      expect(JSON.parse(result.content[0].text)).toMatchObject({ server: 'a', chitty_id: user.chittyId });
+    } finally {
+      rmSync(catalog, { recursive: true, force: true });
+    }
   });
 
   it('a token for server A is refused by server B and by ChittyAuth’s own /mcp', async () => {
