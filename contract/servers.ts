@@ -314,10 +314,10 @@ export const setServerDirect = base
     tags: ['Access'],
     summary: 'Protect a server directly',
     description:
-      'Makes ChittyAuth the authorization server of the MCP server itself: clients ask for `resource=<one of resources>` and get an RFC 9068 access token with that `aud`, scopes narrowed to the ones defined here and to what the portal policy lets the user do (each scope names the action it needs; `connect` decides who gets a token at all). Resource URLs are canonicalised: lowercase scheme and host, no default port, no trailing slash (`https://mcp.example.com/mcp/` is stored as `https://mcp.example.com/mcp`); no fragment, query or user info; https (http on loopback in development); on the origin of the server’s MCP endpoint. `introspection_client_id` is a confidential OAuth client of yours that may introspect tokens for these resources (RFC 7662). Replaces the whole setting; removing a resource revokes the grants issued for it. For the server’s administrators and holders of portal:servers:write.',
+      'Makes ChittyAuth the authorization server of the MCP server itself: clients ask for `resource=<one of resources>` and get an RFC 9068 access token with that `aud`, scopes narrowed to the ones defined here and to what the portal policy lets the user do (each scope names the action it needs; `connect` decides who gets a token at all). Resource URLs are canonicalised: lowercase scheme and host, no default port, no trailing slash (`https://mcp.example.com/mcp/` is stored as `https://mcp.example.com/mcp`); no fragment, query or user info; https (http on loopback in development); on the origin of the server’s MCP endpoint. Proof of control: each new resource’s RFC 9728 metadata (`/.well-known/oauth-protected-resource` + its path) must already name it as `resource` and ChittyAuth among `authorization_servers` (422 UNVERIFIED otherwise). `introspection_client_id` is a confidential OAuth client of yours that may introspect tokens for these resources (RFC 7662). Replaces the whole setting; removing a resource revokes the grants issued for it. For the server’s administrators and holders of portal:servers:write.',
   })
   .meta({ tool: 'set_mcp_server_direct', permission: null, audit: true })
-  .errors({ NOT_FOUND, CONFLICT })
+  .errors({ NOT_FOUND, CONFLICT, UNVERIFIED: { status: 422, message: 'The resource server does not name ChittyAuth in its RFC 9728 metadata' } })
   .input(
     v.strictObject({
       server_id: ServerIdSchema,

@@ -101,6 +101,19 @@ describe('servers.setDirect', () => {
     expect(badScope.body.message).toMatch(/scope-token/);
   });
 
+  it.each([
+    ['names another authorization server', 'https://mcp.example/mcp', (id: string) => `https://mcp.example/foreign/${id}/mcp`, /does not list http:\/\/chittyauth\.test in authorization_servers/],
+    ['is not served', 'https://down.example/mcp', (id: string) => `https://down.example/${id}/mcp`, /answered HTTP 503/],
+  ])('refuses a resource whose RFC 9728 metadata %s (422 UNVERIFIED: no proof of control)', async (_, mcpUrl, url, reason) => {
+    const server_id = serverId();
+    expect((await rest('POST', '/v1/servers/register', { server_id, name: 'Unproven', endpoints: { mcp: mcpUrl } }, root.token)).status).toBe(200);
+    const res = await rest('PUT', `/v1/servers/${server_id}/direct`, { resources: [url(server_id)] }, root.token);
+    expect(res.status).toBe(422);
+    expect(res.body.code).toBe('UNVERIFIED');
+    expect(res.body.message).toMatch(reason);
+    expect(await query('SELECT * FROM mcp_server_resources WHERE server_id = ?', server_id)).toEqual([]);
+  });
+
   it('keeps the MCP endpoint on the origin of the direct resources', async () => {
     const { server_id } = await directServer();
     const moved = await rest('PATCH', `/v1/servers/${server_id}`, { endpoints: { mcp: 'https://tools.example/mcp' } }, root.token);

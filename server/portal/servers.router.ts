@@ -15,6 +15,7 @@ import { probeServer, recordHealth, secretAad } from './health';
 import { rateLimitsOf } from '../gateway/rate-limit';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 import { metadataUrlOf, registrableResource } from './direct';
+import { proveControl } from './direct.proof';
 import { deleteDirect, findDirectSettings, findResourceOwners, listResourcesOf, listScopesOf, replaceDirect, revokeGrantsForResources } from './direct.store';
 import { findClientRow, isDevelopment } from '../oauth/clients';
 import { gatewayResource } from '../oauth/params';
@@ -346,8 +347,13 @@ export const servers = {
       if (!c.ok) throw invalidInput(`resources[${i}]`, `${raw} ${c.reason}`);
       if (!resources.includes(c.resource)) resources.push(c.resource);
     }
-    const taken = (await findResourceOwners(db, resources)).find((r) => r.server_id !== row.id);
+    const owners = await findResourceOwners(db, resources);
+    const taken = owners.find((r) => r.server_id !== row.id);
     if (taken) throw new ORPCError('CONFLICT', { status: 409, message: `${taken.resource} is already a resource of another server` });
+    for (const resource of resources.filter((r) => !owners.some((o) => o.resource === r))) {
+      const unproven = await proveControl(env, resource);
+      if (unproven) throw new ORPCError('UNVERIFIED', { status: 422, message: `${resource} cannot be protected directly: ${unproven}` });
+    }
     const introspectionClientId = input.introspection_client_id ?? null;
     if (introspectionClientId !== null) {
       const client = await findClientRow(db, introspectionClientId);
