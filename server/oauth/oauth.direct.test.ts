@@ -290,7 +290,19 @@ describe('/oauth/introspect for a direct resource (RFC 7662)', () => {
     expect(await query('SELECT revoked_reason FROM oauth_grants WHERE chitty_id = ? AND resource = ?', ada.chittyId, resource)).toEqual([{ revoked_reason: 'resource_removed' }]);
   });
 
-  it('refuses an introspection client that is public or that the caller did not register', async () => {
+  it('a disabled account’s direct tokens are inactive at once and cannot be refreshed', async () => {
+    const rs = await confidentialClient();
+    const { resource } = await directServer({ introspection_client_id: rs.id });
+    const ada = await user();
+    const { clientId, tokens } = await signIn(resource, { who: ada, scope: 'notes:read' });
+    expect((await introspect(tokens!.body.access_token, rs)).active).toBe(true);
+    expect((await rest('POST', `/v1/accounts/${ada.chittyId}/disable`, {}, root.token)).status).toBe(200);
+    expect(await introspect(tokens!.body.access_token, rs)).toEqual({ active: false });
+    const refreshed = await token({ grant_type: 'refresh_token', refresh_token: tokens!.body.refresh_token, client_id: clientId });
+    expect([refreshed.status, refreshed.body.error]).toEqual([400, 'invalid_grant']);
+  });
+
+  it('refuses a public client as the introspection client', async () => {
     const { server_id, resource } = await directServer();
     const pub = await rest('POST', '/v1/oauth/clients', { client_name: 'Public', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }, root.token);
     const res = await rest('PUT', `/v1/servers/${server_id}/direct`, { resources: [resource], introspection_client_id: pub.body.client_id }, root.token);
