@@ -58,6 +58,10 @@ export const ServerSchema = v.object({
   tools: v.array(v.object({ name: v.string(), title: v.nullable(v.string()), description: v.nullable(v.string()) })),
   checked_at: NullableTimestampSchema,
   rate_limits: v.object({ per_user: LimitOutSchema, per_server: LimitOutSchema }),
+  reachable: v.pipe(
+    v.object({ gateway: v.string(), direct: v.array(v.string()) }),
+    v.description('The ways clients can reach the server: through the gateway route (always), and directly at each resource ChittyAuth protects for it (servers.setDirect)'),
+  ),
   enabled_for_me: v.boolean(),
   my_access: v.array(ActionSchema),
   created_at: TimestampSchema,
@@ -278,6 +282,66 @@ export const exportServer = base
     }),
   );
 
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
+const ScopeTokenSchema = v.pipe(v.string(), v.minLength(1), v.maxLength(128), v.regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'Invalid scope: RFC 6749 scope-token characters only (no spaces, quotes or backslashes)'));
+const DirectActionSchema = v.picklist(['connect', 'call', 'admin'], 'Invalid action: connect, call or admin');
+
+export const DirectSchema = v.object({
+  server_id: v.string(),
+  authorization_server: v.pipe(v.string(), v.description('The issuer resource servers must name in their RFC 9728 metadata and check as `iss`')),
+  resources: v.array(v.object({ resource: v.string(), metadata_url: v.pipe(v.string(), v.description('Where the resource server serves its RFC 9728 metadata')) })),
+  scopes: v.array(v.object({ name: v.string(), description: v.nullable(v.string()), action: DirectActionSchema, default: v.boolean() })),
+  introspection_client_id: v.nullable(v.string()),
+});
+
+export const getServerDirect = base
+  .route({
+    method: 'GET',
+    path: '/servers/{server_id}/direct',
+    tags: ['Access'],
+    summary: 'Get a server’s direct protection',
+    description: 'The resource URLs ChittyAuth issues access tokens for on this server’s behalf (RFC 8707, RFC 9068 `aud`), the scopes it defines, and the client it introspects tokens with. No resources: the server is reachable through the gateway only.',
+  })
+  .meta({ tool: 'get_mcp_server_direct', permission: 'portal:servers:read', readOnly: true })
+  .errors({ NOT_FOUND })
+  .input(v.strictObject({ server_id: ServerIdSchema }))
+  .output(DirectSchema);
+
+export const setServerDirect = base
+  .route({
+    method: 'PUT',
+    path: '/servers/{server_id}/direct',
+    tags: ['Access'],
+    summary: 'Protect a server directly',
+    description:
+      'Makes ChittyAuth the authorization server of the MCP server itself: clients ask for `resource=<one of resources>` and get an RFC 9068 access token with that `aud`, scopes narrowed to the ones defined here and to what the portal policy lets the user do (each scope names the action it needs; `connect` decides who gets a token at all). Resource URLs are canonicalised: lowercase scheme and host, no default port, no trailing slash (`https://mcp.example.com/mcp/` is stored as `https://mcp.example.com/mcp`); no fragment, query or user info; https (http on loopback in development); on the origin of the server’s MCP endpoint. Proof of control: each new resource’s RFC 9728 metadata (`/.well-known/oauth-protected-resource` + its path) must already name it as `resource` and ChittyAuth among `authorization_servers` (422 UNVERIFIED otherwise). `introspection_client_id` is a confidential OAuth client of yours that may introspect tokens for these resources (RFC 7662). Replaces the whole setting; removing a resource revokes the grants issued for it. For the server’s administrators and holders of portal:servers:write.',
+  })
+  .meta({ tool: 'set_mcp_server_direct', permission: null, audit: true })
+  .errors({ NOT_FOUND, CONFLICT, UNVERIFIED: { status: 422, message: 'The resource server does not name ChittyAuth in its RFC 9728 metadata' } })
+  .input(
+    v.strictObject({
+      server_id: ServerIdSchema,
+      resources: v.pipe(v.array(UrlSchema), v.maxLength(8, 'Invalid resources: at most 8')),
+      scopes: v.optional(
+        v.pipe(
+          v.array(
+            v.strictObject({
+              name: ScopeTokenSchema,
+              description: v.optional(v.pipe(v.string(), v.maxLength(200))),
+              action: v.optional(DirectActionSchema, 'call'),
+              default: v.optional(v.boolean(), true),
+            }),
+          ),
+          v.maxLength(32, 'Invalid scopes: at most 32'),
+          v.check((list) => new Set(list.map((s) => s.name)).size === list.length, 'Invalid scopes: each name once'),
+        ),
+        [],
+      ),
+      introspection_client_id: v.optional(v.nullable(v.pipe(v.string(), v.minLength(1), v.maxLength(512)))),
+    }),
+  )
+  .output(DirectSchema);
+
 export const servers = {
   register: registerServer,
   list: listServers,
@@ -289,6 +353,8 @@ export const servers = {
   setPolicy: setServerPolicy,
   setEnabled: setServerEnabled,
   access: checkServerAccess,
+  direct: getServerDirect,
+  setDirect: setServerDirect,
   import: importServer,
   export: exportServer,
 };

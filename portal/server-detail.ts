@@ -91,6 +91,9 @@ function show(ctx: PageContext, server: Server, message?: HTMLElement) {
           ['Transport', server.transport],
           ['Authentication', server.auth.type === 'header' ? `header ${server.auth.header_name ?? ''}` : server.auth.type],
           ['Tags', server.tags.length ? server.tags.join(', ') : '—'],
+          // The ways clients reach it: always the gateway route; directly where ChittyAuth protects the server itself.
+          ['Via the gateway', h('code', { class: 'break' }, server.reachable.gateway)],
+          ['Directly', server.reachable.direct.length ? h('ul', { class: 'tags', 'aria-label': 'Direct resources' }, server.reachable.direct.map((r) => h('li', null, h('code', { class: 'break' }, r)))) : 'not protected directly'],
         ]),
       ),
       section(

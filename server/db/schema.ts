@@ -317,6 +317,10 @@ export interface PortalDatabase {
   mcp_server_access: { server_id: string; action: string; role: string };
   mcp_tool_policies: { id: string; server_id: string; tool: string; subject_type: string; subject: string; effect: string; created_at: string };
   mcp_server_preferences: { chitty_id: string; server_id: string; enabled: number; updated_at: string };
+  /** Direct resources (migration 0008): servers ChittyAuth is the authorization server of. */
+  mcp_server_direct: { server_id: string; introspection_client_id: string | null; created_at: string; updated_at: string };
+  mcp_server_resources: { resource: string; server_id: string; created_at: string };
+  mcp_server_scopes: { server_id: string; scope: string; description: string | null; action: 'connect' | 'call' | 'admin'; is_default: number };
 }
 
 export interface GatewayDatabase {

@@ -12,7 +12,9 @@ import { OAuthError } from './errors';
 import { insertCode, insertGrant } from './grants';
 import { mcpResource } from './metadata';
 import { consentPage, errorPage, formPageHeaders, loginPage, PAGE_HEADERS, SCOPE_DESCRIPTIONS } from './pages';
-import { checkResource, checkScope } from './params';
+import { findDirectByResource } from '../portal/direct.store';
+import type { DirectServer } from '../portal/direct';
+import { admitDirect, requestedScope, resolveResource } from './resources';
 import { CHALLENGE_PATTERN } from './pkce';
 
 /**
@@ -32,6 +34,8 @@ interface AuthorizationRequest {
   state: string | null;
   code_challenge: string;
   resource: string;
+  /** Set when the resource is a direct one (a portal server ChittyAuth protects): its server id. */
+  server_id: string | null;
 }
 
 const html = (body: string, status = 200, headers: Record<string, string> = {}) => new Response(body, { status, headers: { ...PAGE_HEADERS, ...headers } });
@@ -65,7 +69,7 @@ async function validateClientAndRedirect(env: Env, db: DB, params: URLSearchPara
 }
 
 /** Everything else; errors from here on go back to the client with `error`, `state` and `iss`. */
-function parseRequest(env: Env, params: URLSearchParams, client: Client, redirectUri: string, given: boolean): AuthorizationRequest {
+async function parseRequest(env: Env, db: DB, params: URLSearchParams, client: Client, redirectUri: string, given: boolean): Promise<AuthorizationRequest> {
   for (const key of new Set(params.keys())) {
     if (params.getAll(key).length > 1) throw new OAuthError('invalid_request', `parameter ${key} is repeated`);
   }
@@ -77,15 +81,16 @@ function parseRequest(env: Env, params: URLSearchParams, client: Client, redirec
   if (params.get('code_challenge_method') !== 'S256') throw new OAuthError('invalid_request', 'code_challenge_method must be S256');
   if (!CHALLENGE_PATTERN.test(challenge)) throw new OAuthError('invalid_request', 'code_challenge is not a base64url SHA-256 value');
   // RFC 8707: the resource is bound to the grant; MCP clients always send it, others get the MCP server.
-  const resource = params.has('resource') ? checkResource(env, params.get('resource')) : mcpResource(env);
+  const resolved = params.has('resource') ? await resolveResource(env, db, params.get('resource')) : { resource: mcpResource(env), direct: null };
   return {
     client_id: client.client_id,
     redirect_uri: redirectUri,
     redirect_uri_given: given,
-    scope: checkScope(params.get('scope'), client),
+    scope: requestedScope(params.get('scope'), client, resolved),
     state: params.get('state'),
     code_challenge: challenge,
-    resource,
+    resource: resolved.resource,
+    server_id: resolved.direct?.server.id ?? null,
   };
 }
 
@@ -96,7 +101,7 @@ async function currentUser(env: Env, db: DB, request: Request, url: URL): Promis
   return r.ok && r.principal.credential === 'session' ? r.principal : null;
 }
 
-function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Client, signed: string, csrf: string, username: string) {
+function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Client, signed: string, csrf: string, username: string, direct: DirectServer | null) {
   const redirect = new URL(req.redirect_uri);
   return consentPage({
     action: `${url.origin}/oauth/authorize`,
@@ -112,8 +117,12 @@ function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Clie
         return false;
       }
     }),
-    scopes: req.scope.split(' ').map((name) => ({ name, description: SCOPE_DESCRIPTIONS[name] ?? name })),
+    scopes: req.scope
+      .split(' ')
+      .filter(Boolean)
+      .map((name) => ({ name, description: (direct ? direct.scopes.find((s) => s.name === name)?.description : SCOPE_DESCRIPTIONS[name]) ?? name })),
     resource: req.resource,
+    resourceName: direct?.server.name ?? null,
     username,
   });
 }
@@ -150,10 +159,36 @@ async function continueRequest(env: Env, db: DB, request: Request, url: URL, req
       'set-cookie': setCookie(env, url, NONCE_COOKIE, nonce, REQUEST_TTL_S),
     });
   }
+  const admitted = await admitUser(db, req, user, client);
+  if (admitted instanceof Response) {
+    for (const [k, v] of Object.entries(extraHeaders)) admitted.headers.set(k, v);
+    return admitted;
+  }
   // Right after a login, extraHeaders carry the new session cookie: the redirect must set it too.
-  if (await rememberedConsent(db, user, req)) return issueCode(env, db, req, user, extraHeaders);
+  if (await rememberedConsent(db, user, admitted.req)) return issueCode(env, db, admitted.req, user, extraHeaders);
   const csrf = await sign(secret, 'consent', user.sessionId!, {}, REQUEST_TTL_S);
-  return html(consentView(env, url, req, client, signed, csrf, await usernameOf(db, user.chittyId)), 200, { ...extraHeaders, ...formPageHeaders(req.redirect_uri) });
+  // The consent form carries the request as the policy narrowed it.
+  const narrowed = admitted.req === req ? signed : await sign(secret, 'authorize-request', '', admitted.req, REQUEST_TTL_S);
+  return html(consentView(env, url, admitted.req, client, narrowed, csrf, await usernameOf(db, user.chittyId), admitted.direct), 200, { ...extraHeaders, ...formPageHeaders(req.redirect_uri) });
+}
+
+/**
+ * For a direct resource, the portal decides (its `connect` rule, the user's own switch, each scope's action):
+ * a refused user sees a page that says why (and nothing goes back to the client); an admitted one's request
+ * carries only the scopes the policy allows. ChittyAuth's own resources pass through unchanged.
+ */
+async function admitUser(db: DB, req: AuthorizationRequest, user: Principal, client: Client): Promise<{ req: AuthorizationRequest; direct: DirectServer | null } | Response> {
+  if (!req.server_id) return { req, direct: null };
+  const direct = await findDirectByResource(db, req.resource);
+  const decision =
+    direct && direct.server.id === req.server_id
+      ? await admitDirect(db, direct, user.chittyId, req.scope)
+      : { ok: false as const, reason: 'This MCP server is no longer protected by ChittyAuth at this address. Start again from the application.' };
+  if (!decision.ok) {
+    await insertAuditEvent(db, { actor: user.chittyId, action: 'oauth.authorize', target: client.client_id, door: 'oauth', outcome: 'denied', detail: { resource: req.resource, server_id: req.server_id, reason: decision.reason } });
+    return html(errorPage('Access denied', decision.reason), 403);
+  }
+  return { req: { ...req, scope: decision.scope }, direct };
 }
 
 export async function handleAuthorize(request: Request, env: Env, db: DB): Promise<Response> {
@@ -169,7 +204,7 @@ async function authorizeGet(request: Request, env: Env, db: DB, url: URL): Promi
   if (checked instanceof Response) return checked;
   let req: AuthorizationRequest;
   try {
-    req = parseRequest(env, params, checked.client, checked.redirectUri, checked.given);
+    req = await parseRequest(env, db, params, checked.client, checked.redirectUri, checked.given);
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;
     return redirectTo(env, checked.redirectUri, { error: error.code, error_description: error.description, state: params.get('state') }, 302);
@@ -223,12 +258,16 @@ async function authorizePost(request: Request, env: Env, db: DB, url: URL): Prom
     }
     await insertAuditEvent(db, { actor: user.chittyId, action: `oauth.consent.${action}`, target: client.client_id, door: 'oauth', outcome: action === 'approve' ? 'success' : 'denied', detail: { scope: req.scope, resource: req.resource } });
     if (action === 'deny') return redirectTo(env, req.redirect_uri, { error: 'access_denied', error_description: 'The user denied the request', state: req.state });
+    // The policy may have changed while the consent page was open: it decides again.
+    const admitted = await admitUser(db, req, user, client);
+    if (admitted instanceof Response) return admitted;
+    const approved = admitted.req;
     await db
       .insertInto('oauth_consents')
-      .values({ chitty_id: user.chittyId, client_id: client.client_id, resource: req.resource, scope: req.scope, created_at: nowIso() })
-      .onConflict((oc) => oc.columns(['chitty_id', 'client_id', 'resource']).doUpdateSet({ scope: req.scope, created_at: nowIso() }))
+      .values({ chitty_id: user.chittyId, client_id: client.client_id, resource: approved.resource, scope: approved.scope, created_at: nowIso() })
+      .onConflict((oc) => oc.columns(['chitty_id', 'client_id', 'resource']).doUpdateSet({ scope: approved.scope, created_at: nowIso() }))
       .execute();
-    return issueCode(env, db, req, user);
+    return issueCode(env, db, approved, user);
   }
   return html(errorPage('Invalid request', 'Unknown form action.'), 400);
 }

@@ -69,6 +69,8 @@ export interface ConsentView {
   loopbackOnly: boolean;
   scopes: { name: string; description: string }[];
   resource: string;
+  /** The MCP server's name, for a direct resource (a portal server ChittyAuth protects); null: ChittyAuth itself. */
+  resourceName?: string | null;
   username: string;
 }
 
@@ -76,7 +78,7 @@ export function consentPage(v: ConsentView): string {
   return page(
     'Authorize',
     `<h1>Authorize ${esc(v.clientName)}</h1>
-<p><strong>${esc(v.clientName)}</strong> wants to access ChittyAuth as <strong>${esc(v.username)}</strong>.</p>
+<p><strong>${esc(v.clientName)}</strong> wants to access ${v.resourceName ? `the MCP server <strong>${esc(v.resourceName)}</strong>` : 'ChittyAuth'} as <strong>${esc(v.username)}</strong>.</p>
 <p class="muted">Client ID: <code>${esc(v.clientId)}</code><br>You will be sent back to <strong>${esc(v.redirectHost)}</strong>.</p>
 ${v.loopbackOnly ? '<p class="warn" role="note">This application runs on your own computer (it redirects to localhost). Only approve it if you started it yourself.</p>' : ''}
 <p>It will be able to:</p>

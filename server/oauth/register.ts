@@ -1,3 +1,4 @@
+import { isDirectScope } from '../portal/direct.store';
 import { insertAuditEvent } from '../audit/audit.store';
 import { randomSecret, sha256Hex } from '../crypto/hash';
 import type { DB, OAuthClientsTable } from '../db/schema';
@@ -84,9 +85,6 @@ export function validateClientMetadata(body: Record<string, unknown>, developmen
   const responseTypes = body.response_types === undefined ? ['code'] : strings(body.response_types, 'response_types', 1);
   if (responseTypes.some((r) => r !== 'code')) throw badMetadata('response_types must be ["code"]');
   const scope = optionalString(body.scope, 'scope');
-  for (const s of scope?.split(' ').filter(Boolean) ?? []) {
-    if (!(SCOPES_SUPPORTED as readonly string[]).includes(s)) throw badMetadata(`unknown scope ${s}`);
-  }
   return {
     redirect_uris: redirectUris,
     token_endpoint_auth_method: method as OAuthClientsTable['token_endpoint_auth_method'],
@@ -113,6 +111,10 @@ export async function handleRegister(request: Request, env: Env, db: DB): Promis
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badMetadata('the body must be a JSON object');
   const meta = validateClientMetadata(body as Record<string, unknown>, isDevelopment(env));
+  for (const s of meta.scope?.split(' ').filter(Boolean) ?? []) {
+    // ChittyAuth's own scopes, or one that a direct resource's server defines (servers.setDirect).
+    if (!(SCOPES_SUPPORTED as readonly string[]).includes(s) && !(await isDirectScope(db, s))) throw badMetadata(`unknown scope ${s}`);
+  }
 
   const ip = request.headers.get('cf-connecting-ip') ?? 'unknown';
   const [hit] = await hitCounters(db, [{ name: `register:${ip}`, windowSeconds: 3600 }]);

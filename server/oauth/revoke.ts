@@ -7,6 +7,7 @@ import { verifyJwt } from '../jwt/tokens';
 import { authenticateClient, readForm } from './client-auth';
 import { noStoreJson, OAuthError } from './errors';
 import { findGrant, grantIsLive, REFRESH_PREFIX, revokeGrant } from './grants';
+import { introspectionAllows } from './resources';
 
 /** The grant behind a refresh or access token, or null. */
 async function grantOf(env: Env, db: DB, token: string) {
@@ -36,7 +37,7 @@ export async function handleRevoke(request: Request, env: Env, db: DB): Promise<
   return noStoreJson({});
 }
 
-/** POST /oauth/introspect (RFC 7662): for authenticated clients, about their own tokens. */
+/** POST /oauth/introspect (RFC 7662): for authenticated clients, about their own tokens (and a direct resource's server, about tokens for it). */
 export async function handleIntrospect(request: Request, env: Env, db: DB): Promise<Response> {
   if (request.method !== 'POST') throw new OAuthError('invalid_request', 'use POST', 405, { allow: 'POST' });
   const form = await readForm(request);
@@ -51,7 +52,7 @@ export async function handleIntrospect(request: Request, env: Env, db: DB): Prom
     return noStoreJson({ active: true, token_type: 'refresh_token', client_id: grant.client_id, scope: grant.scope, sub: grant.chitty_id ?? grant.client_id, aud: grant.resource, iss: env.ISSUER, exp: Math.floor(Date.parse(grant.expires_at) / 1000) });
   }
   const v = await verifyJwt(env, db, token, { typ: 'at+jwt' });
-  if (!v.ok || typeof v.claims.gid !== 'string' || v.claims.client_id !== client.client_id || !(await grantIsLive(db, v.claims.gid))) return inactive;
+  if (!v.ok || typeof v.claims.gid !== 'string' || !(await introspectionAllows(db, client.client_id, v.claims)) || !(await grantIsLive(db, v.claims.gid))) return inactive;
   const c = v.claims;
   return noStoreJson({ active: true, token_type: 'access_token', client_id: c.client_id, scope: c.scope, sub: c.sub, aud: c.aud, iss: c.iss, exp: c.exp, iat: c.iat, jti: c.jti });
 }

@@ -6,8 +6,9 @@ import { authenticateClient, readForm } from './client-auth';
 import type { Client } from './clients';
 import { noStoreJson, OAuthError } from './errors';
 import { ACCESS_TOKEN_TTL_S, findGrant, insertGrant, issueAccessToken, issueRefreshToken, revokeGrantOnReuse, rotateRefreshToken, type TokenResponse } from './grants';
-import { checkResource, checkScope, narrowScope } from './params';
+import { narrowScope } from './params';
 import { JWT_BEARER_GRANT, jwtBearerGrant } from './id-jag';
+import { admitClientIdentity, requestedScope, resolveResource, reviewDirectGrant } from './resources';
 import { verifyPkce } from './pkce';
 
 /** POST /oauth/token (OAuth 2.1 §3.2): authorization_code, refresh_token, client_credentials and the jwt-bearer grant (ID-JAG). */
@@ -69,7 +70,7 @@ export async function exchangeCode(env: Env, db: DB, client: Client, form: URLSe
   if (!grant || grant.revoked_at) throw new OAuthError('invalid_grant', 'the authorization was revoked');
   // RFC 8707 §2.2: a resource at the token endpoint must be one the grant covers.
   const resource = form.get('resource');
-  if (resource !== null && checkResource(env, resource) !== grant.resource) throw new OAuthError('invalid_target', 'resource does not match the authorization request');
+  if (resource !== null && (await resolveResource(env, db, resource)).resource !== grant.resource) throw new OAuthError('invalid_target', 'resource does not match the authorization request');
   const refreshToken = client.grant_types.includes('refresh_token') ? await issueRefreshToken(db, grant.id) : undefined;
   return {
     access_token: await issueAccessToken(env, db, grant),
@@ -83,21 +84,25 @@ export async function exchangeCode(env: Env, db: DB, client: Client, form: URLSe
 export async function refresh(env: Env, db: DB, client: Client, form: URLSearchParams): Promise<TokenResponse> {
   const presented = form.get('refresh_token');
   if (!presented) throw new OAuthError('invalid_request', 'refresh_token is required');
-  const resource = form.get('resource');
+  const raw = form.get('resource');
+  const resource = raw === null ? null : (await resolveResource(env, db, raw)).resource;
   // Checked before the token rotates, so that a refused request leaves the refresh token as it was.
   const checkRequest = (grant: OAuthGrantsTable) => {
     // The resource stays bound to the grant; a different one is refused.
-    if (resource !== null && checkResource(env, resource) !== grant.resource) throw new OAuthError('invalid_target', 'resource differs from the one this grant was issued for');
+    if (resource !== null && resource !== grant.resource) throw new OAuthError('invalid_target', 'resource differs from the one this grant was issued for');
     return narrowScope(form.get('scope'), grant.scope);
   };
   const { grant, refreshToken } = await rotateRefreshToken(env, db, presented, client.client_id, checkRequest);
-  const scope = checkRequest(grant);
+  // A direct resource's policy is decided again: access removed in the portal ends the grant here.
+  const scope = await reviewDirectGrant(db, grant, checkRequest(grant));
   return { access_token: await issueAccessToken(env, db, grant, scope), token_type: 'Bearer', expires_in: ACCESS_TOKEN_TTL_S, scope, refresh_token: refreshToken };
 }
 
 /** OAuth 2.1 §4.2: confidential clients acting for themselves, as their own ChittyID. */
 async function clientCredentials(env: Env, db: DB, client: Client, form: URLSearchParams): Promise<TokenResponse> {
   if (client.token_endpoint_auth_method === 'none' || !client.chitty_id) throw new OAuthError('unauthorized_client', 'client_credentials needs a confidential, pre-registered client');
-  const grant = await insertGrant(db, { clientId: client.client_id, chittyId: client.chitty_id, scope: checkScope(form.get('scope'), client), resource: checkResource(env, form.get('resource')) });
+  const resolved = await resolveResource(env, db, form.get('resource'));
+  const scope = await admitClientIdentity(db, resolved, client.chitty_id, requestedScope(form.get('scope'), client, resolved));
+  const grant = await insertGrant(db, { clientId: client.client_id, chittyId: client.chitty_id, scope, resource: resolved.resource });
   return { access_token: await issueAccessToken(env, db, grant), token_type: 'Bearer', expires_in: ACCESS_TOKEN_TTL_S, scope: grant.scope };
 }

@@ -1,7 +1,7 @@
 import { ORPCError } from '@orpc/server';
 import type { Authorizer } from '../auth/authorizer';
 import { encrypt } from '../crypto/encryption';
-import type { DB } from '../db/schema';
+import { isUniqueViolation, type DB } from '../db/schema';
 import { newId } from '../lib/ids';
 import { assertPublicUrl, OutboundRefused } from '../lib/outbound';
 import { nowIso } from '../lib/time';
@@ -14,12 +14,18 @@ import { RateLimitsInputSchema, SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from 
 import { probeServer, recordHealth, secretAad } from './health';
 import { rateLimitsOf } from '../gateway/rate-limit';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
+import { metadataUrlOf, registrableResource } from './direct';
+import { proveControl } from './direct.proof';
+import { deleteDirect, findDirectSettings, findResourceOwners, listResourcesOf, listScopesOf, replaceDirect, revokeGrantsForResources } from './direct.store';
+import { findClientRow, isDevelopment } from '../oauth/clients';
+import { gatewayResource } from '../oauth/params';
+import type { Env } from '../env';
 
 type AuthInput = { type: 'none' } | { type: 'header'; header_name: string; header_value: string } | { type: 'oauth'; scopes?: string[]; client_id?: string; client_secret?: string };
 
 const callerFor = async (authz: Authorizer) => callerFrom(authz.principal.chittyId, await authz.grants(), authz.principal.scopes);
 
-function toServer(row: ServerRow, access: AccessMap, caller: Caller, enabled: boolean) {
+function toServer(env: Env, row: ServerRow, access: AccessMap, caller: Caller, enabled: boolean, direct: string[]) {
   const config = JSON.parse(row.auth_config) as { header_name?: string; scopes?: string[]; client_id?: string };
   return {
     server_id: row.id,
@@ -39,6 +45,7 @@ function toServer(row: ServerRow, access: AccessMap, caller: Caller, enabled: bo
     tools: row.tools ? (JSON.parse(row.tools) as { name: string; title: string | null; description: string | null }[]) : [],
     checked_at: row.checked_at,
     rate_limits: rateLimitsOut(row),
+    reachable: { gateway: gatewayResource(env, row.id), direct },
     enabled_for_me: enabled,
     my_access: allowedActions(access, row, caller),
     created_at: row.created_at,
@@ -62,6 +69,24 @@ function rateLimitColumns(input: RateLimitsInput) {
   return columns;
 }
 
+/** A server's direct resources live on its MCP endpoint's origin: the endpoint cannot move away from them. */
+async function keepDirectOrigin(db: DB, serverId: string, mcpUrl: string) {
+  const origin = new URL(mcpUrl).origin;
+  const stranded = (await listResourcesOf(db, serverId)).find((r) => new URL(r).origin !== origin);
+  if (stranded) throw invalidInput('endpoints.mcp', `the server is protected directly at ${stranded}; remove that resource first (servers.setDirect) or keep the endpoint on ${new URL(stranded).origin}`);
+}
+
+async function directOut(env: Env, db: DB, serverId: string) {
+  const [resources, scopes, settings] = await Promise.all([listResourcesOf(db, serverId), listScopesOf(db, serverId), findDirectSettings(db, serverId)]);
+  return {
+    server_id: serverId,
+    authorization_server: env.ISSUER,
+    resources: resources.map((resource) => ({ resource, metadata_url: metadataUrlOf(resource) })),
+    scopes,
+    introspection_client_id: settings?.introspection_client_id ?? null,
+  };
+}
+
 const notFound = (id: string) => new ORPCError('NOT_FOUND', { status: 404, message: `No MCP server ${id}` });
 
 /** The server, if the caller may at least see it (a hidden server is indistinguishable from a missing one). */
@@ -82,9 +107,9 @@ async function requireAction(db: DB, authz: Authorizer, id: string, action: Acti
   return found;
 }
 
-async function serverOut(db: DB, authz: Authorizer, id: string) {
+async function serverOut(env: Env, db: DB, authz: Authorizer, id: string) {
   const { row, caller, access } = await visibleServer(db, authz, id);
-  return toServer(row, access, caller, await findEnabled(db, caller.chittyId, id));
+  return toServer(env, row, access, caller, await findEnabled(db, caller.chittyId, id), await listResourcesOf(db, id));
 }
 
 /** https to public addresses only (loopback in development): refused URLs are a 422 naming the URL. */
@@ -133,6 +158,7 @@ async function registerServer(context: RegisterContext, input: RegisterInput) {
   if (existing && existing.owner !== authz.principal.chittyId && !(await authz.can('portal:servers:write'))) {
     throw new ORPCError('CONFLICT', { status: 409, message: `server_id ${input.server_id} is registered by someone else` });
   }
+  if (existing) await keepDirectOrigin(context.db, existing.id, input.endpoints.mcp);
   const now = nowIso();
   const columns = {
     name: input.name,
@@ -168,7 +194,7 @@ async function registerServer(context: RegisterContext, input: RegisterInput) {
   }
   context.audit.target = input.server_id;
   context.audit.detail = { created: !existing, mcp_url: input.endpoints.mcp, auth: input.auth.type, status: health.status };
-  return { server: await serverOut(context.db, authz, input.server_id), created: !existing };
+  return { server: await serverOut(context.env, context.db, authz, input.server_id), created: !existing };
 }
 
 export const servers = {
@@ -182,17 +208,20 @@ export const servers = {
     const items = [];
     for (const row of page) {
       const access = await findAccess(context.db, row.id);
-      if (actionAllowed(access, row, caller, 'view')) items.push(toServer(row, access, caller, await findEnabled(context.db, caller.chittyId, row.id)));
+      if (actionAllowed(access, row, caller, 'view')) items.push(toServer(context.env, row, access, caller, await findEnabled(context.db, caller.chittyId, row.id), await listResourcesOf(context.db, row.id)));
     }
     return { items, next_cursor: rows.length > input.limit ? page.at(-1)!.id : null };
   }),
 
-  get: os.servers.get.handler(async ({ input, context }) => serverOut(context.db, authzOf(context), input.server_id)),
+  get: os.servers.get.handler(async ({ input, context }) => serverOut(context.env, context.db, authzOf(context), input.server_id)),
 
   update: os.servers.update.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:servers:write');
-    if (input.endpoints) await checkUrls(context.env, input.endpoints);
+    if (input.endpoints) {
+      await checkUrls(context.env, input.endpoints);
+      await keepDirectOrigin(context.db, row.id, input.endpoints.mcp);
+    }
     const auth = input.auth ? await authColumns(context.env.ENCRYPTION_KEY, row.id, input.auth as AuthInput) : {};
     let health: Awaited<ReturnType<typeof probeServer>> | null = null;
     if (input.endpoints || input.auth) {
@@ -215,12 +244,15 @@ export const servers = {
       .execute();
     if (health) await recordHealth(context.db, row.id, health);
     context.audit.target = row.id;
-    return serverOut(context.db, authz, row.id);
+    return serverOut(context.env, context.db, authz, row.id);
   }),
 
   delete: os.servers.delete.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const { row } = await requireAction(context.db, authz, input.server_id, 'admin', 'portal:servers:write');
+    // Tokens for its direct resources stop working: their grants are revoked with the resources.
+    await revokeGrantsForResources(context.db, await listResourcesOf(context.db, row.id), 'server_removed');
+    await deleteDirect(context.db, row.id);
     await context.db.deleteFrom('mcp_tool_policies').where('server_id', '=', row.id).execute();
     await context.db.deleteFrom('mcp_server_access').where('server_id', '=', row.id).execute();
     await context.db.deleteFrom('mcp_server_preferences').where('server_id', '=', row.id).execute();
@@ -236,7 +268,7 @@ export const servers = {
     await recordHealth(context.db, row.id, result);
     context.audit.target = row.id;
     context.audit.detail = { status: result.status, latency_ms: result.latencyMs };
-    return serverOut(context.db, authz, row.id);
+    return serverOut(context.env, context.db, authz, row.id);
   }),
 
   policy: os.servers.policy.handler(async ({ input, context }) => {
@@ -283,7 +315,7 @@ export const servers = {
       .execute();
     context.audit.target = row.id;
     context.audit.detail = { enabled: input.enabled };
-    return serverOut(context.db, authz, row.id);
+    return serverOut(context.env, context.db, authz, row.id);
   }),
 
   access: os.servers.access.handler(async ({ input, context }) => {
@@ -298,6 +330,52 @@ export const servers = {
     }
     if (input.tool) return toolAllowed(await listToolRules(context.db, input.server_id), input.server_id, input.tool, caller);
     return { allowed: true, reason: `${input.action} access granted` };
+  }),
+
+  direct: os.servers.direct.handler(async ({ input, context }) => {
+    const { row } = await visibleServer(context.db, authzOf(context), input.server_id);
+    return directOut(context.env, context.db, row.id);
+  }),
+
+  setDirect: os.servers.setDirect.handler(async ({ input, context }) => {
+    const authz = authzOf(context);
+    const { env, db } = context;
+    const { row } = await requireAction(db, authz, input.server_id, 'admin', 'portal:servers:write');
+    const resources: string[] = [];
+    for (const [i, raw] of input.resources.entries()) {
+      const c = registrableResource(raw, { development: isDevelopment(env), mcpUrl: row.mcp_url, issuer: env.ISSUER, gatewayDomain: env.GATEWAY_DOMAIN });
+      if (!c.ok) throw invalidInput(`resources[${i}]`, `${raw} ${c.reason}`);
+      if (!resources.includes(c.resource)) resources.push(c.resource);
+    }
+    const owners = await findResourceOwners(db, resources);
+    const taken = owners.find((r) => r.server_id !== row.id);
+    if (taken) throw new ORPCError('CONFLICT', { status: 409, message: `${taken.resource} is already a resource of another server` });
+    for (const resource of resources.filter((r) => !owners.some((o) => o.resource === r))) {
+      const unproven = await proveControl(env, resource);
+      if (unproven) throw new ORPCError('UNVERIFIED', { status: 422, message: `${resource} cannot be protected directly: ${unproven}` });
+    }
+    const introspectionClientId = input.introspection_client_id ?? null;
+    if (introspectionClientId !== null) {
+      const client = await findClientRow(db, introspectionClientId);
+      // RFC 7662 §2.1: the protected resource authenticates; only a confidential client can.
+      if (!client || client.kind !== 'preregistered' || client.token_endpoint_auth_method === 'none') {
+        throw invalidInput('introspection_client_id', 'must be a confidential pre-registered OAuth client (register one with oauth.clients.register)');
+      }
+      if (client.created_by !== authz.principal.chittyId && !(await authz.can('oauth:clients:write'))) throw invalidInput('introspection_client_id', 'must be a client you registered');
+    }
+    const before = await listResourcesOf(db, row.id);
+    const scopes = input.scopes.map((s) => ({ name: s.name, description: s.description ?? null, action: s.action, default: s.default }));
+    try {
+      await replaceDirect(db, row.id, { resources, scopes, introspectionClientId });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ORPCError('CONFLICT', { status: 409, message: 'a resource was claimed by another server at the same time' });
+      throw error;
+    }
+    // A resource no longer protected here: the tokens and refresh tokens issued for it stop working.
+    const revoked = await revokeGrantsForResources(db, before.filter((r) => !resources.includes(r)), 'resource_removed');
+    context.audit.target = row.id;
+    context.audit.detail = { resources, scopes: scopes.map((s) => s.name), introspection_client_id: introspectionClientId, grants_revoked: revoked };
+    return directOut(env, db, row.id);
   }),
 
   import: os.servers.import.handler(async ({ input, context }) => {
@@ -328,7 +406,7 @@ export const servers = {
   }),
 
   export: os.servers.export.handler(async ({ input, context }) => {
-    const server = await serverOut(context.db, authzOf(context), input.server_id);
+    const server = await serverOut(context.env, context.db, authzOf(context), input.server_id);
     const host = new URL(server.endpoints.mcp).hostname.split('.').reverse().join('.');
     return {
       $schema: SERVER_JSON_SCHEMA,

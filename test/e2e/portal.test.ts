@@ -183,6 +183,10 @@ describe('/portal dashboard in Chromium', () => {
     const status = page.getByRole('region', { name: 'Status' });
     expect(await status.innerText()).toMatch(/Latency\s+\d+ ms/);
     expect(await status.innerText()).toMatch(/Protocol version\s+\d{4}-\d{2}-\d{2}/);
+    // Which ways the server is reachable: the gateway route, and directly only once it is protected directly.
+    const endpoints = await page.getByRole('region', { name: 'Endpoints' }).innerText();
+    expect(endpoints).toContain(`${server.url}/gw/${SERVER_ID}/mcp`);
+    expect(endpoints).toMatch(/Directly\s+not protected directly/);
     expect(await page.getByRole('list', { name: 'Capabilities' }).innerText()).toContain('tools');
 
     // Admin controls are there; a health check runs against the real server.

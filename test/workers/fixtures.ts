@@ -186,6 +186,13 @@ export const fixtures: Record<string, Fixture> = {
     };
   },
   'servers.export': withServer((server_id) => ({ server_id })),
+  'servers.direct': withServer((server_id) => ({ server_id })),
+  'servers.setDirect': withServer((server_id) => ({
+    server_id,
+    // Resource URLs are unique across servers: one path per fresh server.
+    resources: [`https://mcp.example/direct/${server_id}/mcp`],
+    scopes: [{ name: 'notes:read', description: 'Read your notes', action: 'connect' }, { name: 'notes:write', action: 'call', default: false }],
+  })),
   'gateway.encode': async () => ({ input: { domain: 'mcp.example' } }),
   'gateway.connections.list': async () => ({ input: {} }),
   'gateway.connections.disconnect': async (a) => {

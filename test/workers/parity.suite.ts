@@ -40,6 +40,9 @@ function normalize(value: unknown, volatile: string[], stable: string[], key = '
   if (volatile.includes(value)) return '<volatile>';
   const suffix = VOLATILE_SUFFIX.exec(value);
   if (suffix && volatile.some((v) => value.endsWith(`/${v}`))) return `${suffix[1]}/<volatile>`;
+  // URLs with a fresh server in a path segment (its gateway route /gw/{server_id}/mcp).
+  const segment = volatile.find((v) => value.includes(`/${v}/`));
+  if (segment) return value.replace(`/${segment}/`, '/<volatile>/');
   // Permissions and scopes naming a fresh server (sync tokens: sync:state:read:{server_id}).
   const scoped = volatile.find((v) => value.endsWith(`:${v}`));
   if (scoped) return `${value.slice(0, -scoped.length)}<volatile>`;
