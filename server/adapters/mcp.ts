@@ -20,7 +20,10 @@ import { Authorizer } from '../auth/authorizer';
 import type { RequestContext } from '../context';
 import { router } from '../router';
 import { shapeError } from './errors';
+import { installMcpFastFail } from './mcp-fast-fail';
 import { MAX_TOOL_RESULT_BYTES, refuseMessage, SERVED_VERSIONS } from './mcp-wire';
+
+installMcpFastFail();
 
 /**
  * `/mcp`: MCP Streamable HTTP, stateless. A generic adapter over the contract: `tools/list` is the tool

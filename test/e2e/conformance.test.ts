@@ -104,6 +104,18 @@ function renderDoc(): string {
     }
     lines.push('');
   }
+  lines.push(
+    '## Authorization extension scenarios that test clients',
+    '',
+    'The suite\'s `auth/client-credentials-jwt`, `auth/client-credentials-basic` and `auth/enterprise-managed-authorization` are *client* scenarios (`conformance list` puts them there): the suite plays a mock MCP server and authorization server and checks the client under test, so they cannot run against ChittyAuth\'s authorization server. The same requests, from the authorization server\'s side, are covered by:',
+    '',
+    '| Scenario | What ChittyAuth must accept | Tests |',
+    '|---|---|---|',
+    '| `auth/client-credentials-jwt` | `client_credentials` with a `private_key_jwt` assertion (RFC 7523 §2.2) | `server/oauth/oauth.assertion.test.ts`; the v2 SDK\'s `PrivateKeyJwtProvider` in `test/e2e/oauth-sdk-providers.test.ts` |',
+    '| `auth/client-credentials-basic` | `client_credentials` with `client_secret_basic` | `server/oauth/oauth.token.test.ts` |',
+    '| `auth/enterprise-managed-authorization` | the `jwt-bearer` grant with an ID-JAG from a trusted identity provider | `server/oauth/oauth.id-jag.test.ts`; the v2 SDK\'s `CrossAppAccessProvider` in `test/e2e/oauth-sdk-providers.test.ts` |',
+    '',
+  );
   return lines.join('\n');
 }
 
