@@ -81,12 +81,13 @@ export const removeDevice = base
     path: '/devices/{device_id}',
     tags: Sync,
     summary: 'Remove a device',
-    description: 'Removes a device: every session and API key issued to it is revoked at once, and its open sync streams are told and closed.',
+    description:
+      'Removes a device: every session and API key issued to it, and every OAuth grant approved through one of its sessions (MCP clients authorized on it must sign in again), is revoked at once, and its open sync streams are told and closed.',
   })
   .meta({ tool: 'remove_device', permission: 'sync:devices:write', audit: true })
   .errors({ NOT_FOUND })
   .input(v.strictObject({ device_id: DeviceIdSchema }))
-  .output(v.object({ device_id: v.string(), sessions_ended: v.number(), api_keys_revoked: v.number() }));
+  .output(v.object({ device_id: v.string(), sessions_ended: v.number(), api_keys_revoked: v.number(), grants_revoked: v.number() }));
 
 export const getState = base
   .route({ method: 'GET', path: '/sync/state/{server_id}', tags: Sync, summary: 'Get the state of a server', description: 'The current state document the caller keeps for an MCP server (revision 0 and {} when none). Needs sync:state:read:{server_id}.' })

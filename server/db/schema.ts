@@ -244,6 +244,8 @@ export interface OAuthGrantsTable {
   expires_at: string;
   revoked_at: string | null;
   revoked_reason: string | null;
+  /** The sign-in session that approved the grant at /oauth/authorize; null when none did (client_credentials, ID-JAG). */
+  session_id: string | null;
 }
 
 export interface OAuthCodesTable {

@@ -128,7 +128,7 @@ function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Clie
 }
 
 async function issueCode(env: Env, db: DB, req: AuthorizationRequest, user: Principal, headers: Record<string, string> = {}): Promise<Response> {
-  const grant = await insertGrant(db, { clientId: req.client_id, chittyId: user.chittyId, scope: req.scope, resource: req.resource });
+  const grant = await insertGrant(db, { clientId: req.client_id, chittyId: user.chittyId, scope: req.scope, resource: req.resource, sessionId: user.sessionId });
   const code = await insertCode(db, grant.id, req.client_id, req.redirect_uri, req.code_challenge);
   return redirectTo(env, req.redirect_uri, { code, state: req.state }, 303, headers);
 }

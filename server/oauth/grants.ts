@@ -25,6 +25,8 @@ export interface NewGrant {
   chittyId: string | null;
   scope: string;
   resource: string;
+  /** The browser session that approved it (authorization code flow); removing its device revokes the grant. */
+  sessionId?: string | null;
 }
 
 export async function insertGrant(db: DB, g: NewGrant): Promise<OAuthGrantsTable> {
@@ -43,6 +45,7 @@ export async function insertGrant(db: DB, g: NewGrant): Promise<OAuthGrantsTable
     expires_at: isoIn(GRANT_TTL_S),
     revoked_at: null,
     revoked_reason: null,
+    session_id: g.sessionId ?? null,
   };
   await db.insertInto('oauth_grants').values(row).execute();
   return row;
@@ -73,7 +76,12 @@ export async function revokeGrantsOf(db: DB, chittyId: string, reason: string): 
 
 export async function revokeGrant(db: DB, id: string, reason: string): Promise<void> {
   await db.updateTable('oauth_grants').set({ revoked_at: nowIso(), revoked_reason: reason, refresh_hash: null, next_refresh_encrypted: null }).where('id', '=', id).where('revoked_at', 'is', null).execute();
-  grantState.set(id, { live: false, until: Number.POSITIVE_INFINITY });
+  markGrantsRevoked([id]);
+}
+
+/** Records in this isolate's grant-state cache that grants revoked by a write made elsewhere (a D1 batch) are dead. */
+export function markGrantsRevoked(ids: readonly string[]): void {
+  for (const id of ids) grantState.set(id, { live: false, until: Number.POSITIVE_INFINITY });
 }
 
 /**

@@ -53,10 +53,11 @@ export const devices = {
     context.audit.target = input.device_id;
     if (!(await findLiveDevice(context.db, principal.chittyId, input.device_id))) throw notFound(input.device_id);
     const ended = await removeDeviceAndCredentials(context.db, principal.chittyId, input.device_id);
-    // Its open streams are told, then closed; the other devices learn it was removed; its MCP sockets close.
+    // Its open streams are told, then closed; the other devices learn it was removed; its MCP sockets close, and
+    // so do those of the MCP clients authorized through its sessions (their grants were revoked with it).
     await publish(context.env, principal.chittyId, { event: { type: 'device_removed', device_id: input.device_id }, close: { device_id: input.device_id, session_ids: ended.sessions } });
-    const socketsClosed = await endSockets(context.env, principal.chittyId, { credentials: [...ended.sessions, ...ended.apiKeyIds], reason: 'credential revoked' });
-    context.audit.detail = { sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys, sockets_closed: socketsClosed };
-    return { device_id: input.device_id, sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys };
+    const socketsClosed = await endSockets(context.env, principal.chittyId, { credentials: [...ended.sessions, ...ended.apiKeyIds, ...ended.grantIds], reason: 'credential revoked' });
+    context.audit.detail = { sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys, grants_revoked: ended.grantIds, sockets_closed: socketsClosed };
+    return { device_id: input.device_id, sessions_ended: ended.sessions.length, api_keys_revoked: ended.apiKeys, grants_revoked: ended.grantIds.length };
   }),
 };

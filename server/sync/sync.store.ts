@@ -1,6 +1,7 @@
 import { clearCachesFor } from '../db/cache';
 import { d1Of, isUniqueViolation, type DB, type DevicesTable, type SyncDocumentsTable } from '../db/schema';
 import { nowIso } from '../lib/time';
+import { markGrantsRevoked } from '../oauth/grants';
 
 /** Revisions kept per document to merge against; an older base_revision must pull first. */
 export const KEPT_REVISIONS = 100;
@@ -26,34 +27,52 @@ export const bindSessionToDevice = (db: DB, sessionId: string, deviceId: string)
 
 /**
  * Removes a device and revokes what was issued to it, in one D1 batch (a transaction): the device, its live
- * sessions and its live API keys all at once, or nothing. Returns the sessions ended (their ids, for the
- * live streams) and how many keys were revoked, with the ids of the keys that were live (for their open sockets).
+ * sessions, its live API keys and the live OAuth grants approved through one of its sessions (the MCP clients
+ * authorized on it) all at once, or nothing. Returns the sessions ended (their ids, for the live streams), how
+ * many keys were revoked, with the ids of the keys that were live, and the ids of the grants revoked (for their
+ * open sockets).
  */
-export async function removeDeviceAndCredentials(db: DB, chittyId: string, deviceId: string): Promise<{ sessions: string[]; apiKeys: number; apiKeyIds: string[] }> {
+export async function removeDeviceAndCredentials(db: DB, chittyId: string, deviceId: string): Promise<{ sessions: string[]; apiKeys: number; apiKeyIds: string[]; grantIds: string[] }> {
   const at = nowIso();
   const sessions = await db.selectFrom('sessions').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
   const liveKeys = await db.selectFrom('api_keys').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
+  // Grants approved through one of its live sessions (oauth_grants.session_id, set at /oauth/authorize). A subquery,
+  // not a list of ids: a device may have more sessions than D1 binds parameters in one statement.
+  const liveSessions = db.selectFrom('sessions').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null);
+  const liveGrants = await db.selectFrom('oauth_grants').select('id').where('session_id', 'in', liveSessions).where('revoked_at', 'is', null).execute();
   const statements = [
     db.updateTable('devices').set({ removed_at: at, updated_at: at }).where('id', '=', deviceId).where('chitty_id', '=', chittyId).where('removed_at', 'is', null).compile(),
+    // Before the sessions are ended: the subquery names the sessions that were live until now.
+    db
+      .updateTable('oauth_grants')
+      .set({ revoked_at: at, revoked_reason: 'device_removed', refresh_hash: null, next_refresh_encrypted: null })
+      .where('session_id', 'in', liveSessions)
+      .where('revoked_at', 'is', null)
+      .compile(),
     db.updateTable('sessions').set({ revoked_at: at }).where('device_id', '=', deviceId).where('revoked_at', 'is', null).compile(),
     db.updateTable('api_keys').set({ revoked_at: at }).where('device_id', '=', deviceId).where('revoked_at', 'is', null).compile(),
   ];
   const d1 = d1Of(db);
   let keys = 0;
   // A raw batch goes around Kysely's cache plugin: clear what it touches before and after it (db/cache.ts).
-  const touched = ['devices', 'sessions', 'api_keys'];
+  const touched = ['devices', 'sessions', 'api_keys', 'oauth_grants'];
   clearCachesFor(touched);
   if (d1) {
     const results = await d1.batch(statements.map((q) => d1.prepare(q.sql).bind(...q.parameters)));
-    keys = results[2]!.meta.changes;
+    keys = results[3]!.meta.changes;
   } else {
     await db.transaction().execute(async (tx) => {
-      for (const q of statements.slice(0, 2)) await tx.executeQuery(q);
-      keys = Number((await tx.executeQuery(statements[2]!)).numAffectedRows ?? 0);
+      for (const [i, q] of statements.entries()) {
+        const r = await tx.executeQuery(q);
+        if (i === 3) keys = Number(r.numAffectedRows ?? 0);
+      }
     });
   }
   clearCachesFor(touched);
-  return { sessions: sessions.map((s) => s.id), apiKeys: keys, apiKeyIds: liveKeys.map((k) => k.id) };
+  // The grant-state cache of access tokens (oauth/grants.ts) is not one of db/cache.ts's: tell it directly.
+  const grantIds = liveGrants.map((g) => g.id);
+  markGrantsRevoked(grantIds);
+  return { sessions: sessions.map((s) => s.id), apiKeys: keys, apiKeyIds: liveKeys.map((k) => k.id), grantIds };
 }
 
 export interface State {
