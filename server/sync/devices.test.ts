@@ -157,7 +157,7 @@ describe('devices', () => {
     expect((await grantOf(nowhere.grantId)).revoked_at).toBeNull();
   });
 
-  it('grants no browser session approved are not tied to any device', async () => {
+  it('ties no grant to a device when no browser session approved it (client_credentials)', async () => {
     const u = await user();
     const root = await admin();
     const service = await rest('POST', '/v1/oauth/clients', { client_name: 'Nightly job', redirect_uris: [], grant_types: ['client_credentials'], token_endpoint_auth_method: 'client_secret_basic' }, root.token);
