@@ -39,7 +39,7 @@ async function mcpClientThrough(u: Awaited<ReturnType<typeof user>>, deviceName:
   const sessionId = (await rest('GET', '/v1/sessions', undefined, session)).body.items.find((s: any) => s.current).session_id;
   // The grant remembers the browser session that approved it.
   expect(grant!.session_id).toBe(sessionId);
-  return { clientId, deviceId, session, grantId: grant!.id as string, access: tokens.body.access_token as string, refresh: tokens.body.refresh_token as string };
+  return { clientId, deviceId, session, sessionId: sessionId as string, grantId: grant!.id as string, access: tokens.body.access_token as string, refresh: tokens.body.refresh_token as string };
 }
 
 const refresh = (c: { clientId: string; refresh: string }) => token({ grant_type: 'refresh_token', refresh_token: c.refresh, client_id: c.clientId });
@@ -155,6 +155,18 @@ describe('devices', () => {
     expect(second.body).toMatchObject({ sessions_ended: 1, grants_revoked: 1 });
     expect((await grantOf(laptop.grantId)).revoked_reason).toBe('device_removed');
     expect((await grantOf(nowhere.grantId)).revoked_at).toBeNull();
+  });
+
+  it('removing a device also revokes a grant whose approving session on it was signed out since', async () => {
+    const u = await user();
+    const phone = await mcpClientThrough(u, 'Phone');
+    // The browser session on the phone signs out; the MCP client it authorized keeps its grant.
+    expect((await rest('DELETE', `/v1/sessions/${phone.sessionId}`, undefined, u.token)).status).toBe(200);
+    expect((await callTool('whoami', {}, phone.access)).status).toBe(200);
+    const removed = await rest('DELETE', `/v1/devices/${phone.deviceId}`, undefined, u.token);
+    expect(removed.body).toMatchObject({ sessions_ended: 0, grants_revoked: 1 });
+    expect((await callTool('whoami', {}, phone.access)).status).toBe(401);
+    expect((await grantOf(phone.grantId)).revoked_reason).toBe('device_removed');
   });
 
   it('ties no grant to a device when no browser session approved it (client_credentials)', async () => {

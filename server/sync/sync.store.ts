@@ -27,7 +27,7 @@ export const bindSessionToDevice = (db: DB, sessionId: string, deviceId: string)
 
 /**
  * Removes a device and revokes what was issued to it, in one D1 batch (a transaction): the device, its live
- * sessions, its live API keys and the live OAuth grants approved through one of its sessions (the MCP clients
+ * sessions, its live API keys and the live OAuth grants approved through any of its sessions (the MCP clients
  * authorized on it) all at once, or nothing. Returns the sessions ended (their ids, for the live streams), how
  * many keys were revoked, with the ids of the keys that were live, and the ids of the grants revoked (for their
  * open sockets).
@@ -36,17 +36,17 @@ export async function removeDeviceAndCredentials(db: DB, chittyId: string, devic
   const at = nowIso();
   const sessions = await db.selectFrom('sessions').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
   const liveKeys = await db.selectFrom('api_keys').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null).execute();
-  // Grants approved through one of its live sessions (oauth_grants.session_id, set at /oauth/authorize). A subquery,
+  // Grants approved through any of its sessions (oauth_grants.session_id, set at /oauth/authorize), also one signed
+  // out since: the MCP client authorized on the device outlives the browser session that approved it. A subquery,
   // not a list of ids: a device may have more sessions than D1 binds parameters in one statement.
-  const liveSessions = db.selectFrom('sessions').select('id').where('device_id', '=', deviceId).where('revoked_at', 'is', null);
-  const liveGrants = await db.selectFrom('oauth_grants').select('id').where('session_id', 'in', liveSessions).where('revoked_at', 'is', null).execute();
+  const deviceSessions = db.selectFrom('sessions').select('id').where('device_id', '=', deviceId);
+  const liveGrants = await db.selectFrom('oauth_grants').select('id').where('session_id', 'in', deviceSessions).where('revoked_at', 'is', null).execute();
   const statements = [
     db.updateTable('devices').set({ removed_at: at, updated_at: at }).where('id', '=', deviceId).where('chitty_id', '=', chittyId).where('removed_at', 'is', null).compile(),
-    // Before the sessions are ended: the subquery names the sessions that were live until now.
     db
       .updateTable('oauth_grants')
       .set({ revoked_at: at, revoked_reason: 'device_removed', refresh_hash: null, next_refresh_encrypted: null })
-      .where('session_id', 'in', liveSessions)
+      .where('session_id', 'in', deviceSessions)
       .where('revoked_at', 'is', null)
       .compile(),
     db.updateTable('sessions').set({ revoked_at: at }).where('device_id', '=', deviceId).where('revoked_at', 'is', null).compile(),
