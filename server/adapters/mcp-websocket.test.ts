@@ -5,6 +5,7 @@ import { admin, apiKey, auditHead, auditSince, mcpSessionToken, ORIGIN, rest, us
 import { endSockets, SOCKET_HUB_ORIGIN, socketHubOf } from '../auth/live-sockets';
 import type { Env } from '../env';
 import { CONNECT_PATH, SOCKET_INFO_HEADER, type SocketInfo } from './mcp-sockets';
+import { TestSocket } from '../../test/workers/ws-client';
 
 /**
  * MCP over WebSocket at /mcp (mcp-websocket.ts, mcp-sockets.ts): refused before the upgrade as the HTTP door
@@ -18,51 +19,6 @@ const envelope = {
   'io.modelcontextprotocol/clientCapabilities': {},
 };
 
-class Socket {
-  readonly messages: any[] = [];
-  readonly pings: string[] = [];
-  readonly closed: Promise<{ code: number; reason: string; at: number }>;
-  private waiters: (() => void)[] = [];
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly answerPings: boolean | 'with an error' = true,
-  ) {
-    ws.accept();
-    this.closed = new Promise((resolve) => ws.addEventListener('close', (e) => resolve({ code: e.code, reason: e.reason, at: Date.now() })));
-    ws.addEventListener('message', (e) => {
-      const m = JSON.parse(e.data as string);
-      if (m.method === 'ping' && typeof m.id === 'string') {
-        this.pings.push(m.id);
-        if (this.answerPings === 'with an error') ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } }));
-        else if (this.answerPings) ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
-        return;
-      }
-      this.messages.push(m);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  async until<T>(find: () => T | undefined): Promise<T> {
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-
-  async request(id: number | string, method: string, params: unknown = {}) {
-    this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
-    return this.until(() => this.messages.find((m) => m.id === id));
-  }
-
-  async initialize(version = '2025-06-18') {
-    const init = await this.request('init', 'initialize', { protocolVersion: version, capabilities: {}, clientInfo: { name: 'ws-test', version: '1' } });
-    expect(init.result.protocolVersion).toBe(version);
-    this.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
-    return init;
-  }
-}
 
 const upgrade = (headers: Record<string, string>, url = MCP) => SELF.fetch(url, { headers: { upgrade: 'websocket', 'sec-websocket-protocol': 'mcp', ...headers } });
 
@@ -70,7 +26,7 @@ async function connect(token: string, answerPings: boolean | 'with an error' = t
   const res = await upgrade({ authorization: `Bearer ${token}` });
   expect(res.status).toBe(101);
   expect(res.headers.get('sec-websocket-protocol')).toBe('mcp');
-  return new Socket(res.webSocket!, answerPings);
+  return new TestSocket(res.webSocket!, answerPings);
 }
 
 /** An API key with its id. */
@@ -140,11 +96,11 @@ describe('GET /mcp with Upgrade: websocket, before the upgrade', () => {
   it('accepts the issuer’s own Origin, and a bearer.<token> subprotocol (browsers), answering with mcp only', async () => {
     const same = await upgrade({ authorization: `Bearer ${rootKey}`, origin: ORIGIN });
     expect(same.status).toBe(101);
-    new Socket(same.webSocket!).ws.close(1000, 'done');
+    new TestSocket(same.webSocket!).ws.close(1000, 'done');
     const res = await upgrade({ 'sec-websocket-protocol': `mcp, bearer.${rootKey}` });
     expect(res.status).toBe(101);
     expect(res.headers.get('sec-websocket-protocol')).toBe('mcp');
-    const s = new Socket(res.webSocket!);
+    const s = new TestSocket(res.webSocket!);
     const list = await s.request(1, 'tools/list');
     expect(list.result.tools.length).toBeGreaterThan(0);
     s.ws.close(1000, 'done');
@@ -244,7 +200,7 @@ describe('the socket ends with its credential', () => {
     const hubConnect = () => socketHubOf(env as unknown as Env, someone.chittyId).fetch(`${SOCKET_HUB_ORIGIN}${CONNECT_PATH}`, { headers: { upgrade: 'websocket', [SOCKET_INFO_HEADER]: JSON.stringify(info) } });
     const accepted = await hubConnect();
     expect(accepted.status).toBe(101);
-    const open = new Socket(accepted.webSocket!);
+    const open = new TestSocket(accepted.webSocket!);
     expect(await endSockets(env as unknown as Env, someone.chittyId, { credentials: [id], reason: 'credential revoked' })).toBe(1);
     expect((await open.closed).code).toBe(4401);
     const refused = await hubConnect();

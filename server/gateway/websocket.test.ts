@@ -2,56 +2,13 @@ import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { denyToolForUsers, gatewayAudit, registerGatewayUpstream, resourceToken } from '../../test/workers/gateway-helpers';
 import { admin, ORIGIN, user, type Caller } from '../../test/workers/helpers';
+import { TestSocket } from '../../test/workers/ws-client';
 
 /** The WebSocket tunnel /gw/{server}/ws (websocket.ts); vitest.config.ts sets a 0.4 s heartbeat. */
 let root: Caller;
 const mcpResource = (serverId: string) => `${ORIGIN}/gw/${serverId}/mcp`;
 const wsUrl = (serverId: string) => `${ORIGIN}/gw/${serverId}/ws`;
 
-class Tunnel {
-  readonly messages: any[] = [];
-  readonly pings: string[] = [];
-  readonly closed: Promise<{ code: number; reason: string }>;
-  private waiters: (() => void)[] = [];
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly answerPings = true,
-  ) {
-    ws.accept();
-    this.closed = new Promise((resolve) => ws.addEventListener('close', (e) => resolve({ code: e.code, reason: e.reason })));
-    ws.addEventListener('message', (e) => {
-      const m = JSON.parse(e.data as string);
-      if (m.method === 'ping' && typeof m.id === 'string') {
-        this.pings.push(m.id);
-        if (this.answerPings) ws.send(JSON.stringify({ jsonrpc: '2.0', id: m.id, result: {} }));
-        return;
-      }
-      this.messages.push(m);
-      for (const w of this.waiters.splice(0)) w();
-    });
-  }
-
-  async until<T>(find: () => T | undefined): Promise<T> {
-    for (;;) {
-      const found = find();
-      if (found !== undefined) return found;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-
-  async request(id: number, method: string, params: unknown = {}) {
-    this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
-    return this.until(() => this.messages.find((m) => m.id === id));
-  }
-
-  async initialize() {
-    const init = await this.request(1, 'initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ws-test', version: '1' } });
-    expect(init.result.protocolVersion).toBe('2025-06-18');
-    this.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
-    return init;
-  }
-}
 
 async function upgrade(serverId: string, headers: Record<string, string>) {
   return SELF.fetch(wsUrl(serverId), { headers: { upgrade: 'websocket', 'sec-websocket-protocol': 'mcp', ...headers } });
@@ -61,7 +18,7 @@ async function connect(serverId: string, bearer: string, answerPings = true) {
   const res = await upgrade(serverId, { authorization: `Bearer ${bearer}` });
   expect(res.status).toBe(101);
   expect(res.headers.get('sec-websocket-protocol')).toBe('mcp');
-  return new Tunnel(res.webSocket!, answerPings);
+  return new TestSocket(res.webSocket!, answerPings);
 }
 
 const requestsTo = async (origin: string) => (await (await fetch(`${origin}/__requests`)).json()) as { method: string; headers: Record<string, string>; body?: string }[];
@@ -99,7 +56,7 @@ describe('WebSocket upgrade', () => {
     const res = await upgrade(serverId, { 'sec-websocket-protocol': `mcp, bearer.${bearer}` });
     expect(res.status).toBe(101);
     expect(res.headers.get('sec-websocket-protocol')).toBe('mcp');
-    const t = new Tunnel(res.webSocket!);
+    const t = new TestSocket(res.webSocket!);
     expect((await t.request(3, 'ping')).result).toEqual({});
     t.ws.close(1000, 'done');
   });

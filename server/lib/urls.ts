@@ -71,3 +71,27 @@ export async function readLimitedBytes(res: Response, limit: number): Promise<Ui
   }
   return all;
 }
+
+export type FetchedJson = { ok: true; body: unknown; response: Response } | { ok: false; reason: string };
+
+/**
+ * A small JSON document from a URL already passed by checkFetchableUrl: GET with no redirects followed (a
+ * redirect could lead to a private address), bounded in time and size, 200 only. The reason a fetch failed
+ * reads after "could not be fetched: " or stands alone ("did not return JSON").
+ */
+export async function fetchSmallJson(url: URL, limits: { timeoutMs: number; maxBytes: number }): Promise<FetchedJson> {
+  let text: string;
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(limits.timeoutMs) });
+    if (response.status !== 200) throw new Error(`HTTP ${response.status}`);
+    text = await readLimited(response, limits.maxBytes);
+  } catch (error) {
+    return { ok: false, reason: `could not be fetched: ${error instanceof Error ? error.message : 'error'}` };
+  }
+  try {
+    return { ok: true, body: JSON.parse(text), response };
+  } catch {
+    return { ok: false, reason: 'is not JSON' };
+  }
+}

@@ -3,7 +3,7 @@ import * as v from 'valibot';
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { nowIso } from '../lib/time';
-import { checkFetchableUrl, readLimited } from '../lib/urls';
+import { checkFetchableUrl, fetchSmallJson } from '../lib/urls';
 import type { Client } from './clients';
 import { OAuthError } from './errors';
 
@@ -94,21 +94,9 @@ async function fetchJwks(env: Env, uri: string, refresh: boolean): Promise<{ jwk
   if (!refresh && cached && cached.until > Date.now()) return { jwks: cached.jwks, fresh: false };
   const check = checkFetchableUrl(uri, isDevelopment(env));
   if (!check.ok) throw new AssertionRejected(`jwks_uri refused: ${check.reason}`);
-  let text: string;
-  let res: Response;
-  try {
-    res = await fetch(check.url, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(JWKS_TIMEOUT_MS) });
-    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-    text = await readLimited(res, JWKS_MAX_BYTES);
-  } catch (error) {
-    throw new AssertionRejected(`jwks_uri could not be fetched: ${error instanceof Error ? error.message : 'error'}`);
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new AssertionRejected('jwks_uri did not return JSON');
-  }
+  const fetched = await fetchSmallJson(check.url, { timeoutMs: JWKS_TIMEOUT_MS, maxBytes: JWKS_MAX_BYTES });
+  if (!fetched.ok) throw new AssertionRejected(fetched.reason === 'is not JSON' ? 'jwks_uri did not return JSON' : `jwks_uri ${fetched.reason}`);
+  const { body, response: res } = fetched;
   const parsed = parseJwks(body);
   if (!parsed.ok) throw new AssertionRejected(`jwks_uri did not return a usable JWK Set: ${parsed.reason}`);
   jwksCache.set(uri, { jwks: parsed.jwks, until: Date.now() + cacheSeconds(res) * 1000 });

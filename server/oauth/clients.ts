@@ -1,7 +1,7 @@
 import type { JSONWebKeySet } from 'jose';
 import type { DB, OAuthClientsTable } from '../db/schema';
 import type { Env } from '../env';
-import { checkFetchableUrl, isLoopbackHost, readLimited } from '../lib/urls';
+import { checkFetchableUrl, fetchSmallJson, isLoopbackHost } from '../lib/urls';
 import { isAssertionAlg, parseJwks } from './client-keys';
 import { OAuthError } from './errors';
 
@@ -159,21 +159,11 @@ export async function fetchMetadataDocument(env: Env, clientId: string): Promise
   // The document URL must have a path component and no fragment (CIMD §3).
   if (check.url.pathname === '/' || check.url.hash) throw new OAuthError('invalid_client', 'client_id metadata document URL must have a path and no fragment');
 
-  let text: string;
-  let res: Response;
-  try {
-    res = await fetch(check.url, { headers: { accept: 'application/json' }, redirect: 'manual', signal: AbortSignal.timeout(CIMD_TIMEOUT_MS) });
-    if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
-    text = await readLimited(res, CIMD_MAX_BYTES);
-  } catch (error) {
-    throw new OAuthError('invalid_client', `client_id metadata document could not be fetched: ${error instanceof Error ? error.message : 'error'}`);
-  }
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw new OAuthError('invalid_client', 'client_id metadata document is not JSON');
-  }
+  const fetched = await fetchSmallJson(check.url, { timeoutMs: CIMD_TIMEOUT_MS, maxBytes: CIMD_MAX_BYTES });
+  if (!fetched.ok) throw new OAuthError('invalid_client', `client_id metadata document ${fetched.reason}`);
+  const res = fetched.response;
+  if (typeof fetched.body !== 'object' || fetched.body === null || Array.isArray(fetched.body)) throw new OAuthError('invalid_client', 'client_id metadata document is not a JSON object');
+  const doc = fetched.body as Record<string, unknown>;
   // CIMD §4.1: the document's client_id MUST equal the URL it was fetched from (simple string comparison).
   if (doc.client_id !== clientId) throw new OAuthError('invalid_client', 'client_id in the metadata document does not match its URL');
   const redirectUris = Array.isArray(doc.redirect_uris) ? doc.redirect_uris.filter((u): u is string => typeof u === 'string') : [];
