@@ -49,6 +49,35 @@ describe('gateway upstream OAuth', () => {
     expect(JSON.stringify(seen)).not.toContain(key);
   });
 
+  it('registers as a web application (application_type, SEP-837)', async () => {
+    await connectUpstream(await portalBrowser(), await registerOAuthUpstream(root));
+    const registrations = (await (await fetch('https://secure.example/__registrations')).json()) as Record<string, unknown>[];
+    expect(registrations.at(-1)).toMatchObject({ application_type: 'web', redirect_uris: [`${ORIGIN}/gw/callback`], token_endpoint_auth_method: 'none' });
+  });
+
+  it('refuses an upstream whose protected resource metadata names another resource (RFC 9728 §3.3), before any registration', async () => {
+    const serverId = await registerOAuthUpstream(root, 'https://mismatch.example/mcp');
+    const browser = await portalBrowser();
+    const page = await (await browser.fetch(`${ORIGIN}/gw/${serverId}/connect`)).text();
+    const approve = await browser.post(`${ORIGIN}/gw/${serverId}/connect`, { csrf_token: /name="csrf_token" value="([^"]+)"/.exec(page)![1]!, action: 'approve' });
+    expect(approve.status).toBe(502);
+    const text = await approve.text();
+    expect(text).toContain('https://elsewhere.example/mcp');
+    expect(text).toContain('RFC 9728');
+    expect(await (await fetch('https://mismatch.example/__registrations')).json()).toEqual([]);
+  });
+
+  it('authenticates to the token endpoint as the registration says: a confidential client with client_secret_basic', async () => {
+    const serverId = await registerOAuthUpstream(root, 'https://confidential.example/mcp');
+    const journey = await connectUpstream(await portalBrowser(), serverId);
+    expect(journey.html).toContain('Connected');
+    const call = await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'basic' } });
+    expect(call.result.content[0].text).toBe('basic');
+    const stored = await env.DB.prepare('SELECT auth_method, client_secret_encrypted FROM gateway_upstream_clients WHERE server_id = ?').bind(serverId).first<{ auth_method: string; client_secret_encrypted: string }>();
+    expect(stored!.auth_method).toBe('client_secret_basic');
+    expect(stored!.client_secret_encrypted).not.toContain('up_secret_');
+  });
+
   it('keeps upstream tokens encrypted at rest', async () => {
     const rows = (await env.DB.prepare('SELECT * FROM gateway_connections').all()).results;
     expect(rows.length).toBeGreaterThan(0);

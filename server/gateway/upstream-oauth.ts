@@ -1,3 +1,4 @@
+import { checkResourceAllowed } from '@modelcontextprotocol/client';
 import { base64url } from 'jose';
 import { decrypt, encrypt } from '../crypto/encryption';
 import { sha256Hex } from '../crypto/hash';
@@ -53,6 +54,11 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
   if (known) return known;
 
   const prm = (await getJson(env, wellKnown(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
+  // RFC 9728 §3.3: the metadata must be about the server being connected to; metadata naming another resource
+  // is refused (a server could otherwise send the user's authorization to someone else's audience).
+  if (typeof prm?.resource === 'string' && !checkResourceAllowed({ requestedResource: row.mcp_url, configuredResource: prm.resource })) {
+    throw new UpstreamAuthError(`the protected resource metadata of ${row.id} names ${prm.resource} as its resource, not ${row.mcp_url} (RFC 9728 §3.3)`);
+  }
   const issuer = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers[0] : null;
   if (typeof issuer !== 'string') throw new UpstreamAuthError(`${row.id} publishes no protected resource metadata naming an authorization server`);
   const as = (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ?? (await getJson(env, wellKnown(issuer, 'openid-configuration')));
@@ -77,12 +83,18 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
     const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(as.registration_endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: 'ChittyAuth gateway', redirect_uris: [callbackUrl(env)], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }),
+      // application_type: MCP 2025-11-25 (SEP-837) requires it; the gateway's callback is an https web redirect.
+      body: JSON.stringify({ client_name: 'ChittyAuth gateway', application_type: 'web', redirect_uris: [callbackUrl(env)], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }),
     });
-    const reg = (await res.json().catch(() => null)) as { client_id?: string } | null;
+    const reg = (await res.json().catch(() => null)) as { client_id?: string; client_secret?: string; token_endpoint_auth_method?: string } | null;
     if (res.status !== 201 && res.status !== 200) throw new UpstreamAuthError(`dynamic registration at ${row.id}'s authorization server failed (${res.status})`);
     if (!reg?.client_id) throw new UpstreamAuthError(`dynamic registration at ${row.id}'s authorization server returned no client_id`);
     clientId = reg.client_id;
+    // RFC 7591 §3.2.1: the server may register a confidential client whatever was asked; use the method it chose.
+    if (typeof reg.client_secret === 'string' && reg.client_secret) {
+      secretEncrypted = await encrypt(env.ENCRYPTION_KEY, reg.client_secret, clientSecretAad(row.id));
+      method = reg.token_endpoint_auth_method === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic';
+    }
   }
   const scopes = config.scopes ?? (Array.isArray(prm?.scopes_supported) ? (prm.scopes_supported as string[]) : null);
   const client: UpstreamClient = {

@@ -14,9 +14,9 @@ export async function portalBrowser(username = 'admin', password = ADMIN_PASSWOR
 let n = 0;
 
 /** Registers the OAuth-protected upstream (https://secure.example, test/fixtures/third-parties.ts). */
-export async function registerOAuthUpstream(admin: Caller) {
+export async function registerOAuthUpstream(admin: Caller, mcp = 'https://secure.example/mcp') {
   const server_id = `oauth-up-${++n}-${crypto.randomUUID().slice(0, 6)}`;
-  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Secure upstream', endpoints: { mcp: 'https://secure.example/mcp' }, auth: { type: 'oauth' } }, admin.token);
+  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Secure upstream', endpoints: { mcp }, auth: { type: 'oauth' } }, admin.token);
   expect(res.status).toBe(200);
   return server_id;
 }
