@@ -10,6 +10,7 @@ import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
 import { handleCallback, handleConnect } from './gateway/connect.page';
+import { gatewayClientMetadata } from './gateway/upstream-oauth';
 import { handleGateway, hostRoute, pathRoute, type GatewayRoute } from './gateway/gateway.proxy';
 import { handleLegacyMessage, handleLegacySse, legacyHostRoute, legacyPathRoute, type LegacyRoute } from './gateway/legacy-sse';
 import { handleWebSocket } from './gateway/websocket';
@@ -182,6 +183,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     if (page) return page;
   }
   if (pathname === '/gw/callback') return handleCallback(request, env, getDb(env.DB));
+  if (pathname === '/gw/client.json') return json(gatewayClientMetadata(env), 200, PUBLIC_JSON);
   const connect = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/connect$/.exec(pathname);
   if (connect) return handleConnect(request, env, getDb(env.DB), connect[1]!);
   const gateway = /^\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/mcp$/.exec(pathname);

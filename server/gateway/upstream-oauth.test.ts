@@ -78,6 +78,25 @@ describe('gateway upstream OAuth', () => {
     expect(stored!.client_secret_encrypted).not.toContain('up_secret_');
   });
 
+  it('finds metadata only its 401 challenge names (resource_metadata), and asks for the scope the challenge names', async () => {
+    const serverId = await registerOAuthUpstream(root, 'https://hidden.example/mcp');
+    const journey = await connectUpstream(await portalBrowser(), serverId);
+    expect(journey.html).toContain('Connected');
+    expect(journey.authorizeUrl.searchParams.get('scope')).toBe('files:write');
+    expect((await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'found' } })).result.content[0].text).toBe('found');
+  });
+
+  it('identifies itself with its own Client ID Metadata Document where the upstream accepts them, registering nothing', async () => {
+    const doc = (await (await SELF.fetch(`${ORIGIN}/gw/client.json`)).json()) as Record<string, unknown>;
+    expect(doc).toMatchObject({ client_id: `${ORIGIN}/gw/client.json`, redirect_uris: [`${ORIGIN}/gw/callback`], token_endpoint_auth_method: 'none', application_type: 'web' });
+    const serverId = await registerOAuthUpstream(root, 'https://cimd.example/mcp');
+    const journey = await connectUpstream(await portalBrowser(), serverId);
+    expect(journey.authorizeUrl.searchParams.get('client_id')).toBe(`${ORIGIN}/gw/client.json`);
+    expect(journey.html).toContain('Connected');
+    expect((await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'by document' } })).result.content[0].text).toBe('by document');
+    expect(await (await fetch('https://cimd.example/__registrations')).json()).toEqual([]);
+  });
+
   it('keeps upstream tokens encrypted at rest', async () => {
     const rows = (await env.DB.prepare('SELECT * FROM gateway_connections').all()).results;
     expect(rows.length).toBeGreaterThan(0);

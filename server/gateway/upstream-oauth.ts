@@ -28,6 +28,20 @@ const REFRESH_LOCK_S = 30;
 export class UpstreamAuthError extends Error {}
 
 export const callbackUrl = (env: Env) => `${env.ISSUER}/gw/callback`;
+/** The gateway's own Client ID Metadata Document: its client_id at upstreams that accept such documents. */
+export const gatewayClientId = (env: Env) => `${env.ISSUER}/gw/client.json`;
+
+/** draft-ietf-oauth-client-id-metadata-document §4.1: the document, whose client_id is its own URL. */
+export const gatewayClientMetadata = (env: Env) => ({
+  client_id: gatewayClientId(env),
+  client_name: 'ChittyAuth gateway',
+  client_uri: env.ISSUER,
+  application_type: 'web',
+  redirect_uris: [callbackUrl(env)],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+});
 export const connectUrl = (env: Env, serverId: string) => `${env.ISSUER}/gw/${serverId}/connect`;
 
 const clientSecretAad = (serverId: string) => `gateway-client-secret:${serverId}`;
@@ -48,12 +62,37 @@ const wellKnown = (identifier: string, name: string) => {
   return `${u.origin}/.well-known/${name}${u.pathname === '/' ? '' : u.pathname}`;
 };
 
+/** `name="value"` from a WWW-Authenticate Bearer challenge (RFC 6750 §3). */
+const challengeParam = (header: string | null, name: string) => (header ? (new RegExp(`\\b${name}="([^"]*)"`).exec(header)?.[1] ?? null) : null);
+
+/**
+ * What an unauthenticated request to the server says (MCP authorization, "Protected Resource Metadata
+ * Discovery"): the 401's WWW-Authenticate names the metadata URL (RFC 9728 §5.1) and may name the scope to ask.
+ */
+async function challengeOf(env: Env, mcpUrl: string): Promise<{ metadata: string | null; scope: string | null }> {
+  try {
+    const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(mcpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'chittyauth-gateway', version: '1' } } }),
+    });
+    await res.body?.cancel();
+    const header = res.status === 401 ? res.headers.get('www-authenticate') : null;
+    return { metadata: challengeParam(header, 'resource_metadata'), scope: challengeParam(header, 'scope') };
+  } catch {
+    return { metadata: null, scope: null };
+  }
+}
+
 /** Discovers the upstream's authorization server and registers the gateway as its client, once per server. */
 export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<UpstreamClient> {
   const known = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', row.id).executeTakeFirst();
   if (known) return known;
 
-  const prm = (await getJson(env, wellKnown(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
+  // The metadata URL the server's own challenge names comes first, then the well-known URIs (path, then root).
+  const challenge = await challengeOf(env, row.mcp_url);
+  const fromChallenge = challenge.metadata && new URL(challenge.metadata).origin === new URL(row.mcp_url).origin ? await getJson(env, challenge.metadata) : null;
+  const prm = fromChallenge ?? (await getJson(env, wellKnown(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
   // RFC 9728 §3.3: the metadata must be about the server being connected to; metadata naming another resource
   // is refused (a server could otherwise send the user's authorization to someone else's audience).
   if (typeof prm?.resource === 'string' && !checkResourceAllowed({ requestedResource: row.mcp_url, configuredResource: prm.resource })) {
@@ -78,8 +117,11 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
       secretEncrypted = await encrypt(env.ENCRYPTION_KEY, await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id)), clientSecretAad(row.id));
       method = 'client_secret_basic';
     }
+  } else if (as.client_id_metadata_document_supported === true) {
+    // The upstream fetches who the gateway is from its document: nothing to register, nothing to store.
+    clientId = gatewayClientId(env);
   } else {
-    if (typeof as.registration_endpoint !== 'string') throw new UpstreamAuthError(`${row.id} needs a pre-registered OAuth client (its authorization server offers no registration)`);
+    if (typeof as.registration_endpoint !== 'string') throw new UpstreamAuthError(`${row.id} needs a pre-registered OAuth client (its authorization server offers neither Client ID Metadata Documents nor registration)`);
     const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(as.registration_endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -96,7 +138,8 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
       method = reg.token_endpoint_auth_method === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic';
     }
   }
-  const scopes = config.scopes ?? (Array.isArray(prm?.scopes_supported) ? (prm.scopes_supported as string[]) : null);
+  // The scope to ask: the admin's, else the one the server's challenge names, else all it supports (MCP "Scope Selection Strategy").
+  const scopes = config.scopes ?? (challenge.scope ? challenge.scope.split(' ').filter(Boolean) : null) ?? (Array.isArray(prm?.scopes_supported) ? (prm.scopes_supported as string[]) : null);
   const client: UpstreamClient = {
     server_id: row.id,
     issuer,
