@@ -12,7 +12,7 @@ import { secretAad } from '../portal/health';
 import { findEnabledCached, serverPolicy, serversOnDomain, type ServerRow } from '../portal/servers.store';
 import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
 import { filterToolsInSse, filterToolsResult, type ToolFilter } from './sse';
-import { connectUrl, markNeedsReconnect, upstreamAccessToken } from './upstream-oauth';
+import { connectUrl, markNeedsReconnect, stepUpScope, upstreamAccessToken } from './upstream-oauth';
 
 /**
  * /gw/{server}/mcp: one authenticated front door to a registered MCP server (seed 003). The client
@@ -205,6 +205,16 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     // The upstream no longer takes the user's token (revoked there): ask the user to connect again.
     await markNeedsReconnect(db, principal.chittyId, serverId);
     audit('failure', { tool: message?.params?.name, status: 401, reason: 'upstream_token_refused' });
+    return needsConnection();
+  }
+  const challenge = upstream.headers.get('www-authenticate');
+  if (upstream.status === 403 && upstreamToken && challenge && /error="insufficient_scope"/.test(challenge)) {
+    // RFC 6750 §3.1 insufficient_scope: the call needs more than the user granted upstream. The user consents
+    // to the wider scope at the upstream by connecting again; nothing is sent for them meanwhile.
+    await upstream.body?.cancel();
+    const needed = await stepUpScope(db, serverId, challenge);
+    await markNeedsReconnect(db, principal.chittyId, serverId);
+    audit('failure', { tool: message?.params?.name, status: 403, reason: 'upstream_insufficient_scope', scope: needed.join(' ') });
     return needsConnection();
   }
   const headers = new Headers({ 'cache-control': 'no-store' });

@@ -97,6 +97,21 @@ describe('gateway upstream OAuth', () => {
     expect(await (await fetch('https://cimd.example/__registrations')).json()).toEqual([]);
   });
 
+  it('steps up on 403 insufficient_scope: asks the user to connect again, then requests the scope the upstream named', async () => {
+    const serverId = await registerOAuthUpstream(root, 'https://stepup.example/mcp');
+    const browser = await portalBrowser();
+    const first = await connectUpstream(browser, serverId);
+    expect(first.authorizeUrl.searchParams.get('scope')).toBe('files:read');
+    // Listing works with files:read; the call needs files:write.
+    expect((await rpc(serverId, 'tools/list', {})).result.tools.length).toBeGreaterThan(0);
+    const refused = await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'write' } });
+    expect(refused.error?.code).toBe(-32001);
+    expect(refused.error?.data?.connect_url).toBe(`${ORIGIN}/gw/${serverId}/connect`);
+    const second = await connectUpstream(browser, serverId);
+    expect(second.authorizeUrl.searchParams.get('scope')!.split(' ').sort()).toEqual(['files:read', 'files:write']);
+    expect((await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'write' } })).result.content[0].text).toBe('write');
+  });
+
   it('keeps upstream tokens encrypted at rest', async () => {
     const rows = (await env.DB.prepare('SELECT * FROM gateway_connections').all()).results;
     expect(rows.length).toBeGreaterThan(0);

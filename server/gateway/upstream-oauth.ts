@@ -251,6 +251,20 @@ const forgetToken = (chittyId: string, serverId: string) => tokenCache.delete(to
 export const findConnection = (db: DB, chittyId: string, serverId: string) =>
   db.selectFrom('gateway_connections').selectAll().where('chitty_id', '=', chittyId).where('server_id', '=', serverId).executeTakeFirst();
 
+/**
+ * Step-up (MCP authorization, "Scope Challenge Handling"): the upstream answered 403 insufficient_scope naming
+ * the scopes the call needs. They join the scopes the gateway asks this server for, so the user's next connect
+ * (they are asked to connect again) requests them.
+ */
+export async function stepUpScope(db: DB, serverId: string, challenge: string | null): Promise<string[]> {
+  const needed = (challengeParam(challenge, 'scope') ?? '').split(' ').filter(Boolean);
+  const client = await db.selectFrom('gateway_upstream_clients').select('scope').where('server_id', '=', serverId).executeTakeFirst();
+  if (!client || needed.length === 0) return needed;
+  const scope = [...new Set([...(client.scope ?? '').split(' ').filter(Boolean), ...needed])].join(' ');
+  await db.updateTable('gateway_upstream_clients').set({ scope }).where('server_id', '=', serverId).execute();
+  return needed;
+}
+
 export async function markNeedsReconnect(db: DB, chittyId: string, serverId: string) {
   forgetToken(chittyId, serverId);
   await db.updateTable('gateway_connections').set({ status: 'needs_reconnect', refreshing_until: null, updated_at: nowIso() }).where('chitty_id', '=', chittyId).where('server_id', '=', serverId).execute();
