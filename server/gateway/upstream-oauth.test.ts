@@ -112,6 +112,25 @@ describe('gateway upstream OAuth', () => {
     expect((await rpc(serverId, 'tools/call', { name: 'echo', arguments: { message: 'write' } })).result.content[0].text).toBe('write');
   });
 
+  it('registers again when the server moves to another authorization server, and never sends the old client there (SEP-2352)', async () => {
+    const serverId = await registerOAuthUpstream(root, 'https://moving.example/mcp');
+    const browser = await portalBrowser();
+    const before = await connectUpstream(browser, serverId);
+    expect(before.authorizeUrl.origin).toBe('https://moving.example');
+    const oldClient = before.authorizeUrl.searchParams.get('client_id');
+    expect((await fetch('https://moving.example/__move')).status).toBe(204);
+    const page = await (await browser.fetch(`${ORIGIN}/gw/${serverId}/connect`)).text();
+    const approve = await browser.post(`${ORIGIN}/gw/${serverId}/connect`, { csrf_token: /name="csrf_token" value="([^"]+)"/.exec(page)![1]!, action: 'approve' });
+    const after = new URL(approve.headers.get('location')!);
+    expect(after.origin).toBe('https://moved.example');
+    const registered = (await (await fetch('https://moved.example/__registrations')).json()) as unknown[];
+    expect(registered).toHaveLength(1);
+    const stored = await env.DB.prepare('SELECT issuer, client_id FROM gateway_upstream_clients WHERE server_id = ?').bind(serverId).first<{ issuer: string; client_id: string }>();
+    expect(stored!.issuer).toBe('https://moved.example');
+    expect(after.searchParams.get('client_id')).toBe(stored!.client_id);
+    expect(stored!.client_id).not.toBe(oldClient);
+  });
+
   it('keeps upstream tokens encrypted at rest', async () => {
     const rows = (await env.DB.prepare('SELECT * FROM gateway_connections').all()).results;
     expect(rows.length).toBeGreaterThan(0);

@@ -84,10 +84,15 @@ async function challengeOf(env: Env, mcpUrl: string): Promise<{ metadata: string
   }
 }
 
-/** Discovers the upstream's authorization server and registers the gateway as its client, once per server. */
-export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<UpstreamClient> {
+/**
+ * Discovers the upstream's authorization server and registers the gateway as its client, once per server.
+ * `rediscover` (each time a user connects): discovery runs again, and a server that moved to another
+ * authorization server gets a new registration there (SEP-2352: a registration belongs to the authorization
+ * server that issued it, and is never sent to another).
+ */
+export async function upstreamClient(env: Env, db: DB, row: ServerRow, options: { rediscover?: boolean } = {}): Promise<UpstreamClient> {
   const known = await db.selectFrom('gateway_upstream_clients').selectAll().where('server_id', '=', row.id).executeTakeFirst();
-  if (known) return known;
+  if (known && !options.rediscover) return known;
 
   // The metadata URL the server's own challenge names comes first, then the well-known URIs (path, then root).
   const challenge = await challengeOf(env, row.mcp_url);
@@ -100,6 +105,8 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
   }
   const issuer = Array.isArray(prm?.authorization_servers) ? prm.authorization_servers[0] : null;
   if (typeof issuer !== 'string') throw new UpstreamAuthError(`${row.id} publishes no protected resource metadata naming an authorization server`);
+  if (known && known.issuer === issuer) return known;
+  if (known) await db.deleteFrom('gateway_upstream_clients').where('server_id', '=', row.id).execute();
   const as = (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ?? (await getJson(env, wellKnown(issuer, 'openid-configuration')));
   // RFC 8414 §3.3: the metadata must be about the issuer it was fetched for.
   if (!as || as.issuer !== issuer || typeof as.authorization_endpoint !== 'string' || typeof as.token_endpoint !== 'string') {
@@ -160,7 +167,7 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow): Promise<
 
 /** The upstream authorization URL for this user; the state and PKCE verifier are kept, bound to the user. */
 export async function startConnection(env: Env, db: DB, row: ServerRow, chittyId: string): Promise<string> {
-  const client = await upstreamClient(env, db, row);
+  const client = await upstreamClient(env, db, row, { rediscover: true });
   const state = base64url.encode(crypto.getRandomValues(new Uint8Array(24)));
   const verifier = base64url.encode(crypto.getRandomValues(new Uint8Array(32)));
   const challenge = base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))));
