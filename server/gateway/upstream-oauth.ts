@@ -71,10 +71,13 @@ const challengeParam = (header: string | null, name: string) => (header ? (new R
  */
 async function challengeOf(env: Env, mcpUrl: string): Promise<{ metadata: string | null; scope: string | null }> {
   try {
+    // A 2026-07-28 server/discover: a protected server of either era answers it 401 before looking at the
+    // method (a 2026-only server refuses a 2025 initialize with 400 before it would challenge).
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'chittyauth-gateway', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
     const res = await guardedFetch(env, { timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES })(mcpUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'chittyauth-gateway', version: '1' } } }),
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'server/discover' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'server/discover', params: { _meta: meta } }),
     });
     await res.body?.cancel();
     const header = res.status === 401 ? res.headers.get('www-authenticate') : null;
@@ -107,7 +110,13 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow, options: 
   if (typeof issuer !== 'string') throw new UpstreamAuthError(`${row.id} publishes no protected resource metadata naming an authorization server`);
   if (known && known.issuer === issuer) return known;
   if (known) await db.deleteFrom('gateway_upstream_clients').where('server_id', '=', row.id).execute();
-  const as = (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ?? (await getJson(env, wellKnown(issuer, 'openid-configuration')));
+  // RFC 8414 §3.1 (the well-known segment before the issuer's path), then OpenID Connect Discovery both ways
+  // (inserted, and appended to the issuer's path as OIDC Discovery 1.0 §4 has it): MCP "Authorization Server Metadata Discovery".
+  const appended = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  const as =
+    (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ??
+    (await getJson(env, wellKnown(issuer, 'openid-configuration'))) ??
+    (new URL(issuer).pathname !== '/' ? await getJson(env, appended) : null);
   // RFC 8414 §3.3: the metadata must be about the issuer it was fetched for.
   if (!as || as.issuer !== issuer || typeof as.authorization_endpoint !== 'string' || typeof as.token_endpoint !== 'string') {
     throw new UpstreamAuthError(`the authorization server of ${row.id} has no usable metadata`);

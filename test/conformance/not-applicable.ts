@@ -64,6 +64,9 @@ export const NOT_APPLICABLE: Record<string, string> = {
   'input-required-result-ignore-extra-params:sep-2322-ignore-unexpected-params': fixture('test_input_required_result_elicitation'),
   // Pending (not scored) for 2026-07-28.
   'http-custom-header-server-validation': 'no ChittyAuth tool declares `x-mcp-header` parameters (SEP-2243, pending in the suite), so there is nothing to mirror into Mcp-Param-* headers',
+  // Client scenarios (the gateway as the OAuth client of an upstream).
+  'auth/basic-cimd:cimd-client-id-used':
+    'the check wants the suite\'s own document URL (https://conformance-test.local/client-metadata.json) as client_id; the gateway does use a Client ID Metadata Document, its own at ISSUER/gw/client.json (tested in server/gateway/upstream-oauth.test.ts)',
   // The tasks extension (not scored): ChittyAuth's tools all answer at once.
   'tasks-lifecycle': 'tasks extension (not part of 2026-07-28): ChittyAuth does not offer tasks; every tool answers synchronously',
   'tasks-capability-negotiation': 'tasks extension (not part of 2026-07-28): ChittyAuth does not offer tasks',

@@ -21,6 +21,39 @@ import { startTestServer, type Caller, type TestServer } from '../helpers/server
 const SUITE_VERSION = JSON.parse(readFileSync(join(root, 'tools/node22/node_modules/@modelcontextprotocol/conformance/package.json'), 'utf8')).version as string;
 const DOC = join(root, 'docs/conformance.md');
 const REQUIREMENTS = ['2025-11-25', '2026-07-28'] as const;
+/**
+ * The auth scenarios MCP 2026-07-28 requires of a client (`conformance list`), run with ChittyAuth's gateway as
+ * the OAuth client of the suite's mock server (test/conformance/gateway-client.ts drives it). The extension
+ * scenarios (client_credentials, ID-JAG, DPoP, workload identity) are for non-interactive clients, which the
+ * gateway is not; the 2025-03-26 back-compatibility ones are not in the 2026-07-28 set.
+ */
+const CLIENT_SCENARIOS = [
+  'auth/metadata-default',
+  'auth/metadata-var1',
+  'auth/metadata-var2',
+  'auth/metadata-var3',
+  'auth/basic-cimd',
+  'auth/scope-from-www-authenticate',
+  'auth/scope-from-scopes-supported',
+  'auth/scope-omitted-when-undefined',
+  'auth/scope-step-up',
+  'auth/scope-retry-limit',
+  'auth/token-endpoint-auth-basic',
+  'auth/token-endpoint-auth-post',
+  'auth/token-endpoint-auth-none',
+  'auth/pre-registration',
+  'auth/resource-mismatch',
+  'auth/offline-access-scope',
+  'auth/offline-access-not-supported',
+  'auth/authorization-server-migration',
+  'auth/iss-supported',
+  'auth/iss-not-advertised',
+  'auth/iss-supported-missing',
+  'auth/iss-wrong-issuer',
+  'auth/iss-unexpected',
+  'auth/iss-normalized',
+  'auth/metadata-issuer-mismatch',
+];
 
 interface Check {
   id: string;
@@ -65,13 +98,16 @@ function conformance(args: string[], outDir: string, onLine?: (line: string) => 
 }
 
 /** Each scenario's checks, from `<outDir>/<leg>-<scenario>-<timestamp>/checks.json`. */
-function readResults(outDir: string): ScenarioResult[] {
+function readResults(outDir: string, prefix = ''): ScenarioResult[] {
   if (!existsSync(outDir)) return [];
   return readdirSync(outDir)
-    .map((dir) => {
-      const scenario = dir.replace(/^(authorization-server-|server-)/, '').replace(/-\d{4}-\d{2}-\d{2}T[\d-]+Z$/, '');
+    .flatMap((dir) => {
+      // Client scenarios (auth/...) are saved one folder down.
+      if (dir === 'auth') return readResults(join(outDir, dir), 'auth/');
+      const leg = prefix ? dir : dir.replace(/^(authorization-server-|server-)/, '');
+      const scenario = prefix + leg.replace(/-\d{4}-\d{2}-\d{2}T[\d-]+Z$/, '');
       const file = join(outDir, dir, 'checks.json');
-      return { scenario, checks: existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Check[]) : [] };
+      return [{ scenario, checks: existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Check[]) : [] }];
     })
     .sort((a, b) => a.scenario.localeCompare(b.scenario));
 }
@@ -92,10 +128,13 @@ function renderDoc(): string {
   for (const [leg, title] of [
     ...REQUIREMENTS.map((r) => [r, `Server scenarios required by MCP ${r} (\`conformance server --requirements ${r}\`)`] as const),
     ['authorization', 'Authorization-server scenarios (`conformance authorization`)'] as const,
+    ['client', 'Client scenarios: the gateway as the OAuth client of an upstream (`conformance client --scenario auth/...`, the auth scenarios MCP 2026-07-28 requires)'] as const,
   ]) {
     const run = runs[leg]!;
     lines.push(`## ${title}`, '', '| Scenario | Result | Checks passed | Not applicable |', '|---|---|---|---|');
-    for (const { scenario, checks } of run.results) {
+    for (const { scenario, checks: all } of run.results) {
+      // INFO entries are the suite's log of messages, not checks.
+      const checks = all.filter((c) => c.status !== 'INFO');
       const bad = checks.filter(failed);
       const passed = checks.length - bad.length;
       const result = bad.length === 0 ? 'pass' : bad.every((c) => reasonFor(scenario, c)) ? 'n/a' : '**fail**';
@@ -125,7 +164,8 @@ beforeAll(async () => {
   proxy = await startAuthProxy(server.url, { authorization: `Bearer ${await server.apiKey(admin)}` });
   work = mkdtempSync(join(tmpdir(), 'chittyauth-conformance-'));
   // The baseline in the suite's own format (JSON is YAML): every not-applicable check.
-  writeFileSync(join(work, 'expected-failures.yaml'), JSON.stringify({ server: Object.keys(NOT_APPLICABLE) }));
+  const keys = Object.keys(NOT_APPLICABLE);
+  writeFileSync(join(work, 'expected-failures.yaml'), JSON.stringify({ server: keys.filter((k) => !k.startsWith('auth/')), client: keys.filter((k) => k.startsWith('auth/')) }));
 });
 
 afterAll(async () => {
@@ -174,6 +214,34 @@ describe('the MCP conformance suite', () => {
     expect(run.results.map((r) => r.scenario)).toEqual(['authorization-code-grant', 'authorization-server-metadata-endpoint']);
     const failures = run.results.flatMap(({ scenario, checks }) => checks.filter(failed).map((c) => `${scenario}:${c.id}: ${c.errorMessage}`));
     expect(failures, run.output.slice(-3000)).toEqual([]);
+  }, 600_000);
+
+  it('passes the auth client scenarios of MCP 2026-07-28 with the gateway as the client, but the ones that cannot apply', async () => {
+    const driver = `${process.execPath} ${join(root, 'node_modules/tsx/dist/cli.mjs')} ${join(root, 'test/conformance/gateway-client.ts')}`;
+    process.env.CHITTYAUTH_URL = server.url;
+    process.env.CHITTYAUTH_API_KEY = await server.apiKey(admin);
+    process.env.CHITTYAUTH_USERNAME = admin.username;
+    process.env.CHITTYAUTH_PASSWORD = admin.password;
+    const outDir = join(work, 'client');
+    const exits: (number | null)[] = [];
+    let output = '';
+    // Six at a time: each scenario is its own mock server and authorization server on a free port.
+    const queue = [...CLIENT_SCENARIOS];
+    await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        for (let scenario = queue.shift(); scenario; scenario = queue.shift()) {
+          const run = await conformance(['client', '--command', driver, '--scenario', scenario, '--expected-failures', join(work, 'expected-failures.yaml'), '--timeout', '60000'], outDir);
+          exits.push(run.exitCode);
+          if (run.exitCode !== 0) output += `\n--- ${scenario}\n${run.output.slice(-2000)}`;
+        }
+      }),
+    );
+    const results = readResults(outDir);
+    runs.client = { exitCode: Math.max(...exits.map((e) => e ?? 1)), output, results };
+    expect(results.map((r) => r.scenario).sort()).toEqual([...CLIENT_SCENARIOS].sort());
+    const unexplained = results.flatMap(({ scenario, checks }) => checks.filter((c) => failed(c) && !reasonFor(scenario, c)).map((c) => `${scenario}:${c.id}: ${c.errorMessage}`));
+    expect(unexplained, output).toEqual([]);
+    expect(runs.client.exitCode, output).toBe(0);
   }, 600_000);
 
   it('docs/conformance.md is the page this run renders', () => {
