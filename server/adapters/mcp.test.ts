@@ -1,6 +1,8 @@
 import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { admin, apiKey, ORIGIN } from '../../test/workers/helpers';
+import { isLegacyRequest } from '@modelcontextprotocol/server';
+import { plainlyLegacy } from './mcp';
 import { MAX_BATCH, SERVED_VERSIONS } from './mcp-wire';
 
 /**
@@ -217,6 +219,32 @@ describe('the 2025 versions on /mcp', () => {
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error).toMatchObject({ code: -32600 });
     expect(tooMany.body.error.message).toContain(`at most ${MAX_BATCH}`);
+  });
+});
+
+describe('the short cut past isLegacyRequest', () => {
+  it('calls a request legacy only when the SDK does too', async () => {
+    const bodies: unknown[] = [
+      { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami', arguments: {} } },
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'c', version: '1' } } },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: { progressToken: 1 } } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: envelope() } },
+      [{ jsonrpc: '2.0', id: 1, method: 'tools/list' }],
+      { jsonrpc: '2.0', id: 1, method: 'tools/list', params: null },
+    ];
+    const headers: Record<string, string>[] = [{}, { 'mcp-protocol-version': '2025-06-18' }, { 'mcp-protocol-version': '2025-11-25' }, { 'mcp-protocol-version': MODERN }, { 'mcp-protocol-version': '2099-01-01' }];
+    let shortCuts = 0;
+    for (const body of bodies) {
+      for (const h of headers) {
+        const request = new Request(`${ORIGIN}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...h }, body: JSON.stringify(body) });
+        if (!plainlyLegacy(request, body)) continue;
+        shortCuts++;
+        expect(await isLegacyRequest(request, body), `${JSON.stringify(h)} ${JSON.stringify(body)}`).toBe(true);
+      }
+    }
+    expect(shortCuts).toBeGreaterThanOrEqual(9);
   });
 });
 
