@@ -10,7 +10,7 @@ import { HEARTBEAT_PREFIX, heartbeatMs, SUBPROTOCOL } from '../gateway/websocket
 import { mcpResource } from '../oauth/metadata';
 import { unauthorizedChallenge } from '../oauth/challenge';
 import { handleMcp } from './mcp';
-import { encodeHeaderValue, mcpNameField } from './mcp-wire';
+import { encodeHeaderValue, isObject, mcpNameField } from './mcp-wire';
 
 /**
  * MCP over WebSocket at /mcp: the sockets of one user (one Durable Object per ChittyID, as the sync hub), held
@@ -57,7 +57,6 @@ export interface SocketInfo {
 
 type Message = { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown; result?: { protocolVersion?: unknown } };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const infoOf = (ws: WebSocket) => ws.deserializeAttachment() as SocketInfo | null;
 
 /** RFC 6455 §7.1.6: a close reason is at most 123 bytes of UTF-8. */

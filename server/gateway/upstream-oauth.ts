@@ -5,6 +5,7 @@ import { sha256Hex } from '../crypto/hash';
 import type { DB, GatewayDatabase } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch } from '../lib/outbound';
+import { wellKnownUrl } from '../lib/urls';
 import { isoIn, nowIso } from '../lib/time';
 import { secretAad } from '../portal/health';
 import type { ServerRow } from '../portal/servers.store';
@@ -56,11 +57,6 @@ async function getJson(env: Env, url: string): Promise<Record<string, unknown> |
   }
 }
 
-/** RFC 9728 §3 and RFC 8414 §3: the well-known URIs, with the path of the identifier appended. */
-const wellKnown = (identifier: string, name: string) => {
-  const u = new URL(identifier);
-  return `${u.origin}/.well-known/${name}${u.pathname === '/' ? '' : u.pathname}`;
-};
 
 /** `name="value"` from a WWW-Authenticate Bearer challenge (RFC 6750 §3). */
 const challengeParam = (header: string | null, name: string) => (header ? (new RegExp(`\\b${name}="([^"]*)"`).exec(header)?.[1] ?? null) : null);
@@ -100,7 +96,7 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow, options: 
   // The metadata URL the server's own challenge names comes first, then the well-known URIs (path, then root).
   const challenge = await challengeOf(env, row.mcp_url);
   const fromChallenge = challenge.metadata && new URL(challenge.metadata).origin === new URL(row.mcp_url).origin ? await getJson(env, challenge.metadata) : null;
-  const prm = fromChallenge ?? (await getJson(env, wellKnown(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
+  const prm = fromChallenge ?? (await getJson(env, wellKnownUrl(row.mcp_url, 'oauth-protected-resource'))) ?? (await getJson(env, `${new URL(row.mcp_url).origin}/.well-known/oauth-protected-resource`));
   // RFC 9728 §3.3: the metadata must be about the server being connected to; metadata naming another resource
   // is refused (a server could otherwise send the user's authorization to someone else's audience).
   if (typeof prm?.resource === 'string' && !checkResourceAllowed({ requestedResource: row.mcp_url, configuredResource: prm.resource })) {
@@ -114,8 +110,8 @@ export async function upstreamClient(env: Env, db: DB, row: ServerRow, options: 
   // (inserted, and appended to the issuer's path as OIDC Discovery 1.0 §4 has it): MCP "Authorization Server Metadata Discovery".
   const appended = `${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
   const as =
-    (await getJson(env, wellKnown(issuer, 'oauth-authorization-server'))) ??
-    (await getJson(env, wellKnown(issuer, 'openid-configuration'))) ??
+    (await getJson(env, wellKnownUrl(issuer, 'oauth-authorization-server'))) ??
+    (await getJson(env, wellKnownUrl(issuer, 'openid-configuration'))) ??
     (new URL(issuer).pathname !== '/' ? await getJson(env, appended) : null);
   // RFC 8414 §3.3: the metadata must be about the issuer it was fetched for.
   if (!as || as.issuer !== issuer || typeof as.authorization_endpoint !== 'string' || typeof as.token_endpoint !== 'string') {

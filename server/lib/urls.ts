@@ -95,3 +95,12 @@ export async function fetchSmallJson(url: URL, limits: { timeoutMs: number; maxB
     return { ok: false, reason: 'is not JSON' };
   }
 }
+
+/**
+ * RFC 8414 §3.1 / RFC 9728 §3.1: a well-known URI for an identifier with a path puts `/.well-known/{name}`
+ * between the origin and the path (`https://a.example/mcp` -> `https://a.example/.well-known/{name}/mcp`).
+ */
+export function wellKnownUrl(identifier: string, name: string): string {
+  const u = new URL(identifier);
+  return `${u.origin}/.well-known/${name}${u.pathname === '/' ? '' : u.pathname}`;
+}

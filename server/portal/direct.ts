@@ -1,4 +1,4 @@
-import { isLoopbackHost } from '../lib/urls';
+import { isLoopbackHost, wellKnownUrl } from '../lib/urls';
 import { actionAllowed, type AccessMap, type Caller, type ServerRef } from './access';
 
 /**
@@ -42,10 +42,7 @@ export function registrableResource(raw: string, o: { development: boolean; mcpU
 }
 
 /** RFC 9728 §3.1: the metadata lives at the resource's origin, `/.well-known/oauth-protected-resource` + its path. */
-export function metadataUrlOf(resource: string): string {
-  const url = new URL(resource);
-  return `${url.origin}/.well-known/oauth-protected-resource${url.pathname === '/' ? '' : url.pathname}`;
-}
+export const metadataUrlOf = (resource: string): string => wellKnownUrl(resource, 'oauth-protected-resource');
 
 export interface DirectScope {
   name: string;
