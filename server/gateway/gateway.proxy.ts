@@ -13,6 +13,7 @@ import { findEnabledCached, serverPolicy, serversOnDomain, type ServerRow } from
 import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
 import { filterToolsInSse, filterToolsResult, type ToolFilter } from './sse';
 import { connectUrl, markNeedsReconnect, stepUpScope, upstreamAccessToken } from './upstream-oauth';
+import { relay } from './bridge';
 
 /**
  * /gw/{server}/mcp: one authenticated front door to a registered MCP server (seed 003). The client
@@ -29,7 +30,7 @@ const MAX_REQUEST_BYTES = 1 << 20;
  */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name'];
 const FORWARDED_REQUEST_PREFIX = 'mcp-param-';
-const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protocol-version'];
+const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protocol-version', 'allow'];
 
 export const gatewayMetadataUrl = (env: Env, serverId: string) => `${env.ISSUER}/.well-known/oauth-protected-resource/gw/${serverId}/mcp`;
 
@@ -46,14 +47,19 @@ const rpcError = (id: unknown, code: number, message: string, data?: Record<stri
  */
 const sessionAad = (serverId: string, chittyId: string) => `gw-session:${serverId}:${chittyId}`;
 
-async function upstreamHeaders(env: Env, row: ServerRow, request: Request, upstreamSession: string | null): Promise<Headers> {
+/** The client's headers the upstream may see: routing, version and content negotiation; never its credential. */
+function forwardedHeaders(request: Request): Headers {
   const headers = new Headers();
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = request.headers.get(name);
     if (value) headers.set(name, value);
   }
   for (const [name, value] of request.headers) if (name.startsWith(FORWARDED_REQUEST_PREFIX)) headers.set(name, value);
-  if (upstreamSession) headers.set('mcp-session-id', upstreamSession);
+  return headers;
+}
+
+/** The registry's static header credential for the upstream, if it has one. */
+async function withHeaderCredential(env: Env, row: ServerRow, headers: Headers): Promise<Headers> {
   const config = JSON.parse(row.auth_config) as { header_name?: string };
   if (row.auth_type === 'header' && config.header_name && row.auth_secret_encrypted) {
     headers.set(config.header_name, await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id)));
@@ -180,12 +186,24 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     if (!upstreamToken) return needsConnection();
   }
 
-  const callUpstream = async (token: string | null) => {
-    const fetchUpstream = guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES });
-    const headers = await upstreamHeaders(env, row, request, upstreamSession);
-    if (token) headers.set('authorization', `Bearer ${token}`);
-    return fetchUpstream(row.mcp_url, { method: request.method, headers, body: bodyText });
-  };
+  // One request of the client's, relayed by bridge.ts: as it came, or across protocol generations.
+  const callUpstream = (token: string | null) =>
+    relay({
+      serverId,
+      chittyId: principal.chittyId,
+      serverName: row.name,
+      request,
+      message,
+      body: bodyText,
+      session: upstreamSession,
+      forwarded: forwardedHeaders(request),
+      background: waitUntil,
+      send: async (hop) => {
+        const headers = await withHeaderCredential(env, row, new Headers(hop.headers));
+        if (token) headers.set('authorization', `Bearer ${token}`);
+        return guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(row.mcp_url, { method: hop.method, headers, body: hop.body });
+      },
+    });
   let upstream: Response;
   try {
     upstream = await callUpstream(upstreamToken);

@@ -71,7 +71,7 @@ describe('gateway proxying', () => {
     const modern = { 'mcp-protocol-version': '2026-07-28' };
     const list = await rpc(serverId, 'tools/list', { _meta: envelope }, bearer, { ...modern, 'mcp-method': 'tools/list' });
     expect(list.status, JSON.stringify(list.body)).toBe(200);
-    expect(list.body.result.tools.map((t: { name: string }) => t.name)).toEqual(['shout']);
+    expect(list.body.result.tools.map((t: { name: string }) => t.name)).toEqual(['shout', 'locate', 'fail', 'countdown']);
     // The upstream said public (the same list for everyone); through the gateway the list depends on the user.
     expect(list.body.result).toMatchObject({ ttlMs: 60_000, cacheScope: 'private' });
     const call = await rpc(serverId, 'tools/call', { name: 'shout', arguments: { message: 'hi' }, _meta: envelope }, bearer, { ...modern, 'mcp-method': 'tools/call', 'mcp-name': 'shout' });

@@ -30,7 +30,7 @@ describe('servers.register', () => {
     const res = await register({ server_id: id(), endpoints: { mcp: 'https://modern.example/mcp' } });
     expect(res.status).toBe(200);
     expect(res.body.server).toMatchObject({ status: 'ready', protocol_version: '2026-07-28' });
-    expect(res.body.server.tools.map((t: { name: string }) => t.name)).toEqual(['shout']);
+    expect(res.body.server.tools.map((t: { name: string }) => t.name)).toEqual(['shout', 'locate', 'fail', 'countdown']);
   });
 
   it('authenticates to the server with a stored header secret that is never returned or stored in plaintext', async () => {
