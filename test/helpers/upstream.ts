@@ -1,14 +1,17 @@
 /**
  * A real upstream MCP server with its own OAuth 2.1 authorization server, on loopback, for the gateway's
  * end-to-end tests. Built from the MCP SDK's own pieces: `mcpAuthRouter` (metadata, /authorize, /token,
- * /register, /revoke), `requireBearerAuth` in front of `/mcp`, and a stateless `McpServer` over
- * `StreamableHTTPServerTransport`. The OAuthServerProvider below is the only hand-written part: in-memory
+ * /register, /revoke), `requireBearerAuth` in front of `/mcp`, and behind it one of: a stateless v1-SDK
+ * `McpServer` over `StreamableHTTPServerTransport` (MCP 2025-11-25, the default); the v2 SDK's
+ * `createMcpHandler` with `legacy: 'reject'` (serves only 2026-07-28); or another MCP server on loopback it
+ * relays to (e.g. server-everything, which has no OAuth of its own). The OAuthServerProvider below is the only hand-written part: in-memory
  * clients, codes and opaque tokens, and an /authorize that shows a consent page a browser submits.
  *
  * Every request's Authorization header is logged, and every token grant, so tests can prove what the
  * upstream received (and that it never received a ChittyAuth token). Tests can shorten token lifetimes,
  * expire access tokens and revoke everything.
  */
+import { createMcpHandler, McpServer as V2McpServer } from '@modelcontextprotocol/server';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { mcpAuthRouter } from '@modelcontextprotocol/sdk/server/auth/router.js';
@@ -18,7 +21,8 @@ import type { AuthorizationParams, OAuthServerProvider } from '@modelcontextprot
 import type { OAuthRegisteredClientsStore } from '@modelcontextprotocol/sdk/server/auth/clients.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OAuthClientInformationFull, OAuthTokenRevocationRequest, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
-import express, { type Response as ExpressResponse } from 'express';
+import express, { type Request as ExpressRequest, type Response as ExpressResponse } from 'express';
+import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -188,7 +192,54 @@ function mcpServer() {
   return server;
 }
 
-export async function startUpstream(): Promise<Upstream> {
+/** The same tools on the v2 SDK, served only as MCP 2026-07-28 (a 2025 client's initialize is refused -32022). */
+const modernHandler = createMcpHandler(
+  () => {
+    const server = new V2McpServer({ name: 'e2e-modern-upstream', version: '1.0.0' });
+    server.registerTool('echo', { description: 'Echoes the message', inputSchema: z.object({ message: z.string() }) }, async ({ message }) => ({ content: [{ type: 'text', text: `upstream says: ${message}` }] }));
+    server.registerTool('delete_everything', { description: 'A dangerous tool a policy denies' }, async () => ({ content: [{ type: 'text', text: 'deleted' }] }));
+    server.registerTool('fail', { description: 'Always fails' }, async () => ({ isError: true, content: [{ type: 'text', text: 'upstream tool failed' }] }));
+    server.registerTool('countdown', { description: 'Reports progress, 100 ms apart, then answers', inputSchema: z.object({ steps: z.number().int().min(1).max(10) }) }, async ({ steps }, ctx) => {
+      const token = ctx.mcpReq._meta?.progressToken;
+      for (let i = 1; i <= steps; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (token !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps } });
+      }
+      return { content: [{ type: 'text', text: 'liftoff' }] };
+    });
+    return server;
+  },
+  { legacy: 'reject' },
+);
+
+/** Hands an Express request to a fetch-shaped handler and streams its answer back. */
+async function serveFetch(req: ExpressRequest, res: ExpressResponse, handler: (request: Request) => Promise<Response>) {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string' && name !== 'host' && name !== 'content-length') headers.set(name, value);
+  const body = req.method === 'POST' ? JSON.stringify(req.body) : undefined;
+  const answer = await handler(new Request(`http://127.0.0.1${req.originalUrl}`, { method: req.method, headers, body }));
+  res.status(answer.status);
+  for (const name of ['content-type', 'mcp-session-id', 'mcp-protocol-version', 'cache-control', 'allow']) {
+    const value = answer.headers.get(name);
+    if (value) res.setHeader(name, value);
+  }
+  res.flushHeaders();
+  if (!answer.body) return void res.end();
+  // A relayed server that goes away mid-stream (stopped at the end of a test) ends this answer too.
+  const stream = Readable.fromWeb(answer.body as never);
+  stream.on('error', () => res.destroy());
+  res.on('close', () => stream.destroy());
+  stream.pipe(res);
+}
+
+export interface UpstreamOptions {
+  /** What answers at /mcp behind the upstream's OAuth: see the file's comment. */
+  serve?: 'v1' | 'v2-modern' | { relayTo: string };
+  resourceName?: string;
+}
+
+export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
+  const serve = options.serve ?? 'v1';
   let origin = '';
   const provider = new MemoryProvider(() => `${origin}/`);
   const log: LoggedRequest[] = [];
@@ -218,7 +269,7 @@ export async function startUpstream(): Promise<Upstream> {
       issuerUrl: new URL(`${origin}/`),
       resourceServerUrl: new URL(mcpUrl),
       scopesSupported: ['mcp:tools'],
-      resourceName: 'e2e upstream',
+      resourceName: options.resourceName ?? 'e2e upstream',
       authorizationOptions: noRateLimit,
       tokenOptions: noRateLimit,
       clientRegistrationOptions: noRateLimit,
@@ -238,6 +289,14 @@ export async function startUpstream(): Promise<Upstream> {
     express.json(),
     async (req, res) => {
       log.findLast((r) => r.path === '/mcp' && r.rpc === undefined)!.rpc = typeof req.body?.method === 'string' ? req.body.method : undefined;
+      if (serve === 'v2-modern') return serveFetch(req, res, (request) => modernHandler.fetch(request));
+      if (typeof serve === 'object') {
+        // The relayed server sees neither the upstream's token nor its host.
+        return serveFetch(req, res, async (request) => {
+          request.headers.delete('authorization');
+          return fetch(serve.relayTo, { method: request.method, headers: request.headers, body: request.body, duplex: 'half', signal: AbortSignal.timeout(60_000) } as RequestInit);
+        });
+      }
       if (req.method !== 'POST') {
         res.status(405).set('allow', 'POST').end();
         return;
