@@ -172,3 +172,56 @@ describe('a 2026-07-28 client in front of upstreams that serve only 2025', () =>
     expect(body.result).toMatchObject({ supportedVersions: ['2026-07-28', '2025-11-25', '2025-06-18', '2025-03-26'], resultType: 'complete', cacheScope: 'private', capabilities: { tools: {} } });
   });
 });
+
+describe('what cannot cross the bridge is refused clearly', () => {
+  it('a 2026-07-28 input_required result reaches a 2025 client as an error naming why', async () => {
+    const serverId = await registerUpstream('https://mrtr.example/mcp');
+    const c = await connect('v1', serverId);
+    expect((await c.listTools()).tools.map((t) => t.name)).toEqual(['confirm']);
+    const error = await c.callTool('confirm', {}).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(error?.message).toContain('asked for more input');
+    expect(error?.message).toContain('use a 2026-07-28 client');
+    await c.close();
+  });
+
+  it('a 2025 upstream’s request to the client during a 2026-07-28 call is answered -32601 for the client, and the call completes', async () => {
+    const serverId = await registerUpstream('https://session.example/mcp');
+    // The client declares elicitation (a 2026 client answers it within input_required results), so the upstream asks.
+    const client = new V2Client({ name: 'bridge-v2', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } }, capabilities: { elicitation: {} } });
+    await client.connect(new V2Transport(new URL(`${ORIGIN}/gw/${serverId}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } }, fetch: fetchSelf }));
+    const result = (await client.callTool({ name: 'ask', arguments: {} })) as { isError?: boolean; content: { text?: string }[] };
+    expect(result.isError).toBe(true);
+    expect(text(result)).toContain('elicitation/create cannot be relayed to this client');
+    await client.close();
+  });
+
+  it('re-opens the upstream session when the upstream forgot it (404), without the client noticing', async () => {
+    const serverId = await registerUpstream('https://session.example/mcp');
+    const c = await connect('v2 pinned 2026-07-28', serverId);
+    expect(text(await c.callTool('echo', { message: 'one' }))).toBe('one');
+    await fetch('https://session.example/__forget', { method: 'POST' });
+    expect(text(await c.callTool('echo', { message: 'two' }))).toBe('two');
+    const seen = (await (await fetch('https://session.example/__requests')).json()) as { body?: string }[];
+    expect(seen.filter((r) => r.body?.includes('"initialize"')).length).toBeGreaterThanOrEqual(2);
+    await c.close();
+  });
+
+  it('keeps the portal’s policy on bridged calls: a denied tool is hidden and refused', async () => {
+    const serverId = await registerUpstream('https://modern.example/mcp');
+    const policy = await rest('PUT', `/v1/servers/${serverId}/policy`, { access: { view: ['admin'], connect: ['admin'], call: ['admin'], admin: ['admin'] }, tools: [{ tool: 'shout', effect: 'deny', role: 'admin' }] }, root.token);
+    expect(policy.status, JSON.stringify(policy.body)).toBe(200);
+    for (const mode of ['v1', 'v2 pinned 2026-07-28'] as const) {
+      const c = await connect(mode, serverId);
+      expect((await c.listTools()).tools.map((t) => t.name)).not.toContain('shout');
+      const error = await c.callTool('shout', { message: 'x' }).then(
+        () => null,
+        (e: Error) => e,
+      );
+      expect(error?.message).toContain('Tool shout is not allowed for you');
+      await c.close();
+    }
+  });
+});
