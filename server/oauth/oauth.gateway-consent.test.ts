@@ -2,7 +2,7 @@ import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { admin, ORIGIN, rest, user, type Caller } from '../../test/workers/helpers';
 import { authorizeUrl, Browser, field, pkcePair, REDIRECT, registerClient } from '../../test/workers/oauth-helpers';
-import { denyToolForUsers, portalBrowser } from '../../test/workers/gateway-helpers';
+import { connectUpstream, denyToolForUsers, portalBrowser } from '../../test/workers/gateway-helpers';
 
 /**
  * Consent to a gateway route (/oauth/authorize with resource ISSUER/gw/{id}/mcp or a hostname route): the page
@@ -196,5 +196,34 @@ describe('/gw/{server}/connect', () => {
     const html = await (await browser.fetch(`${ORIGIN}/gw/${serverId}/connect`)).text();
     expect(html).toContain('<h1>Connect &lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;</h1>');
     expect(html).not.toMatch(/<script/i);
+  });
+});
+
+describe('servers.check of an OAuth upstream', () => {
+  it('lists its tools through the owner’s own connection when the owner checks, and the pages then show them under the policy', async () => {
+    const serverId = await register({ mcp: 'https://secure.example/mcp', name: 'Checked Upstream', auth: { type: 'oauth' } });
+    await denyToolForUsers(root, serverId, 'add');
+    expect((await rest('GET', `/v1/servers/${serverId}`, undefined, root.token)).body).toMatchObject({ status: 'unauthorized', tools: [] });
+
+    // Another admin's check has no credential of its own there, and never borrows the owner's.
+    const other = await user(['admin']);
+    expect((await rest('POST', `/v1/servers/${serverId}/check`, {}, other.token)).body.status).toBe('unauthorized');
+
+    // The owner connects (connect page, upstream consent, callback), then checks.
+    const done = await connectUpstream(await portalBrowser(), serverId);
+    expect(done.status).toBe(200);
+    const checked = await rest('POST', `/v1/servers/${serverId}/check`, {}, root.token);
+    expect(checked.body.status).toBe('ready');
+    expect(checked.body.tools.map((t: { name: string }) => t.name)).toEqual(['echo', 'add']);
+
+    const consent = await consentPage(`${ORIGIN}/gw/${serverId}/mcp`);
+    expect(listed(consent, 'callable-tools')).toEqual(['echo']);
+    expect(listed(consent, 'refused-tools')).toEqual(['add']);
+    const connect = await (await (await portalBrowser(person.username, person.password)).fetch(`${ORIGIN}/gw/${serverId}/connect`)).text();
+    expect(listed(connect, 'callable-tools')).toEqual(['echo']);
+    expect(listed(connect, 'refused-tools')).toEqual(['add']);
+
+    // A later check without the owner's credential keeps the tools last listed.
+    expect((await rest('POST', `/v1/servers/${serverId}/check`, {}, other.token)).body).toMatchObject({ status: 'unauthorized', tools: [{ name: 'echo' }, { name: 'add' }] });
   });
 });
