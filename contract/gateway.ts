@@ -8,7 +8,7 @@ export const encodeGatewayUrl = base
     tags: ['Gateway'],
     summary: 'Gateway URLs for a domain',
     description:
-      'The gateway URLs for an upstream MCP server domain (with :port when it is not on the default port): the hostname route {base32(domain)}-enc.{GATEWAY_DOMAIN}/mcp, and the path route /gw/{server}/mcp when a server on that domain is registered.',
+      'The gateway URLs for an upstream MCP server domain (with :port when it is not on the default port): the hostname route {base32(domain)}-enc.{GATEWAY_DOMAIN}/mcp, with ChittyAuth\'s own scheme and port so the URL can be followed as it is, and the path route /gw/{server}/mcp when a server on that domain is registered.',
   })
   .meta({ tool: 'encode_gateway_url', permission: 'portal:servers:read', readOnly: true })
   .errors({ NOT_CONFIGURED: { status: 503, message: 'GATEWAY_DOMAIN is not set' } })

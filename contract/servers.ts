@@ -147,7 +147,8 @@ export const checkServer = base
     path: '/servers/{server_id}/check',
     tags: ['Registry'],
     summary: 'Check an MCP server now',
-    description: 'Probes the server over MCP (initialize, tools/list) and records its status, latency, protocol version, capabilities and tools.',
+    description:
+      "Probes the server over MCP (initialize, tools/list) and records its status, latency, protocol version, capabilities and tools. An OAuth upstream is probed through the gateway's connection of the server's owner when the owner checks (never anyone else's); otherwise it answers unauthorized and the tools listed last are kept.",
   })
   .meta({ tool: 'check_mcp_server', permission: 'portal:servers:check', audit: true })
   .errors({ NOT_FOUND })

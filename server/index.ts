@@ -10,11 +10,12 @@ import { getDb, type DB } from './db/schema';
 import { docsInit, docsPage } from './docs/docs.page';
 import type { Env } from './env';
 import { handleCallback, handleConnect } from './gateway/connect.page';
+import { gatewayResourceName } from './gateway/consent';
 import { gatewayClientMetadata } from './gateway/upstream-oauth';
 import { handleGateway, hostRoute, pathRoute, type GatewayRoute } from './gateway/gateway.proxy';
 import { handleLegacyMessage, handleLegacySse, legacyHostRoute, legacyPathRoute, type LegacyRoute } from './gateway/legacy-sse';
 import { handleWebSocket } from './gateway/websocket';
-import { domainOfHost, gatewayHost, MAX_ENCODED_DOMAIN } from './gateway/hostname';
+import { gatewayHostKind, gatewayOrigin, MAX_ENCODED_DOMAIN, type HostKind } from './gateway/hostname';
 import { handleAuthorize } from './oauth/authorize';
 import { oauthErrorResponse, OAuthError } from './oauth/errors';
 import { authorizationServerMetadata, mcpResource, protectedResourceMetadata } from './oauth/metadata';
@@ -126,8 +127,8 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   }
 
   // Hostname routes of the gateway: this host names an upstream domain; nothing else is served here.
-  const upstreamDomain = domainOfHost(url.host, env.GATEWAY_DOMAIN);
-  if (upstreamDomain) return hostnameGateway(request, env, ctx, url, upstreamDomain);
+  const gatewayHostname = gatewayHostKind(url.host, env.GATEWAY_DOMAIN, env.ISSUER);
+  if (gatewayHostname) return hostnameGateway(request, env, ctx, url, gatewayHostname);
 
   if (pathname === '/health') {
     try {
@@ -147,7 +148,7 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
   const gatewayMetadata = /^\/\.well-known\/oauth-protected-resource\/gw\/([a-z0-9][a-z0-9-]{1,62}[a-z0-9])\/(mcp|sse)$/.exec(pathname);
   if (gatewayMetadata) {
     const resource = gatewayMetadata[2] === 'sse' ? legacyGatewayResource(env, gatewayMetadata[1]!) : gatewayResource(env, gatewayMetadata[1]!);
-    return json(protectedResourceMetadata(env, resource), 200, PUBLIC_JSON);
+    return json(protectedResourceMetadata(env, resource, await gatewayResourceName(getDb(env.DB), gatewayMetadata[1]!)), 200, PUBLIC_JSON);
   }
   if (pathname.startsWith('/oauth/')) return handleOAuth(request, env, pathname);
   if (pathname === '/.well-known/jwks.json') {
@@ -158,8 +159,8 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
     const domain = (url.searchParams.get('domain') ?? '').toLowerCase();
     if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+(:\d{1,5})?$/.test(domain) || domain.length > MAX_ENCODED_DOMAIN) return json({ error: 'invalid_request', message: `domain must be a DNS name (with :port when not the default) of at most ${MAX_ENCODED_DOMAIN} characters` }, 400);
     if (!env.GATEWAY_DOMAIN) return json({ error: 'not_configured', message: 'GATEWAY_DOMAIN is not set' }, 503);
-    const host = gatewayHost(domain, env.GATEWAY_DOMAIN);
-    return json({ domain, host, url: `${new URL(env.ISSUER).protocol}//${host}/mcp` });
+    const origin = gatewayOrigin(env.ISSUER, domain, env.GATEWAY_DOMAIN);
+    return json({ domain, host: new URL(origin).hostname, url: `${origin}/mcp` });
   }
   if (pathname === '/docs' || pathname === '/docs/') return docsPage();
   if (pathname === '/docs/init.js') return docsInit();
@@ -218,15 +219,28 @@ async function route(request: Request, env: Env, ctx: ExecutionContext): Promise
 
 const backgroundOf = (ctx: ExecutionContext) => (p: Promise<unknown>) => ctx.waitUntil(p.catch((e) => console.error('gateway background task failed', e)));
 
-async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext, url: URL, domain: string): Promise<Response> {
+/**
+ * A host the gateway answers for (hostname.ts gatewayHostKind). Only a registered upstream's encoded host is
+ * served; any other name under GATEWAY_DOMAIN, or an encoded name on another domain, gets a 404 that says why,
+ * never ChittyAuth's own endpoints under a name that is not the issuer's.
+ */
+async function hostnameGateway(request: Request, env: Env, ctx: ExecutionContext, url: URL, host: NonNullable<HostKind>): Promise<Response> {
+  if (host.kind === 'not_encoded') {
+    return json({ error: 'not_found', message: `${host.host} is not a gateway hostname route: under ${env.GATEWAY_DOMAIN} the gateway serves only {base32(upstream domain)}-enc.${env.GATEWAY_DOMAIN} (GET /encode?domain=... gives the name); ChittyAuth itself is at ${env.ISSUER}` }, 404);
+  }
+  if (host.kind === 'other_domain') {
+    const configured = env.GATEWAY_DOMAIN ? `this gateway's hostname routes are under ${env.GATEWAY_DOMAIN}` : 'hostname routes are not configured here (GATEWAY_DOMAIN is not set)';
+    return json({ error: 'not_found', message: `${host.host} names the upstream ${host.domain} as a gateway hostname route, but ${configured}` }, 404);
+  }
+  const { domain } = host;
   const db = getDb(env.DB);
   const route = await hostRoute(db, url.origin, domain);
-  if (!route) return json({ error: 'not_found', message: `${domain} is not registered in the portal` }, 404);
+  if (!route) return json({ error: 'not_found', message: `No MCP server on ${domain} is registered in the portal, so ${url.host} (the gateway's hostname route for ${domain}) serves nothing; register one whose MCP URL is on ${domain}` }, 404);
   if (url.pathname === '/.well-known/oauth-protected-resource/mcp' || url.pathname === '/.well-known/oauth-protected-resource') {
-    return json(protectedResourceMetadata(env, route.resource), 200, PUBLIC_JSON);
+    return json(protectedResourceMetadata(env, route.resource, await gatewayResourceName(db, route.serverId)), 200, PUBLIC_JSON);
   }
   const legacy = legacyHostRoute(url.origin, route.serverId);
-  if (url.pathname === '/.well-known/oauth-protected-resource/sse') return json(protectedResourceMetadata(env, legacy.resource), 200, PUBLIC_JSON);
+  if (url.pathname === '/.well-known/oauth-protected-resource/sse') return json(protectedResourceMetadata(env, legacy.resource, await gatewayResourceName(db, route.serverId)), 200, PUBLIC_JSON);
   if (url.pathname === '/sse' || url.pathname === '/message' || url.pathname === '/ws') {
     if (request.method === 'OPTIONS') return mcpPreflight(request);
     return gatewayTransport(request, env, ctx, url.pathname.slice(1), legacy, route);

@@ -1,10 +1,11 @@
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { verify } from '../oauth/csrf';
-import { esc, page, PAGE_HEADERS } from '../oauth/pages';
+import { esc, page, PAGE_HEADERS, toolsSection } from '../oauth/pages';
 import { sha256Hex } from '../crypto/hash';
 import { portalCsrfToken, signedIn } from '../portal/portal.handler';
 import { findServer } from '../portal/servers.store';
+import { gatewayToolsForPerson } from './consent';
 import { finishConnection, startConnection, UpstreamAuthError } from './upstream-oauth';
 
 /**
@@ -35,11 +36,17 @@ export async function handleConnect(request: Request, env: Env, db: DB, serverId
     }
   }
   const upstream = new URL(row.mcp_url);
+  const policy = await gatewayToolsForPerson(db, row.id, session.principal.chittyId);
   return html(
     page(
       'Connect',
       `<h1>Connect ${esc(row.name)}</h1>
+<div class="server" aria-label="MCP server"><strong>${esc(row.name)}</strong><br><code>${esc(row.mcp_url)}</code></div>
 <p>ChittyAuth’s gateway will sign in to <strong>${esc(upstream.host)}</strong> as you and call it for you when your MCP clients use <code>/gw/${esc(row.id)}/mcp</code>. Your MCP clients never see the credentials it obtains.</p>
+<h2>Two separate approvals</h2>
+<p id="upstream-consent">Next, <strong>${esc(upstream.host)}</strong> shows its own sign-in and consent page. What you approve there is decided by ${esc(upstream.host)}: what it lets the gateway do for you at ${esc(row.name)}. It is separate from what you approved at ChittyAuth for each MCP client, and ChittyAuth’s portal policy still decides which tools your clients may call through the gateway.</p>
+${policy?.blocked ? `<p class="warn" role="note">${esc(policy.blocked)}</p>` : ''}
+${policy ? toolsSection(row.name, policy.tools, 'Tools you may call through the gateway') : ''}
 <p class="muted">You will be sent to ${esc(upstream.host)}’s sign-in page, then back here.</p>
 <form method="post" action="/gw/${esc(row.id)}/connect">
 <input type="hidden" name="csrf_token" value="${esc(csrf)}">

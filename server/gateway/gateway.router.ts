@@ -2,17 +2,17 @@ import { ORPCError } from '@orpc/server';
 import { authzOf, os } from '../orpc';
 import { connectUrl, disconnect } from './upstream-oauth';
 import { hostRoute, pathRoute } from './gateway.proxy';
-import { gatewayHost } from './hostname';
+import { gatewayOrigin } from './hostname';
 
 export const gateway = {
   encode: os.gateway.encode.handler(async ({ input, context }) => {
     const { env } = context;
     if (!env.GATEWAY_DOMAIN) throw new ORPCError('NOT_CONFIGURED', { status: 503, message: 'GATEWAY_DOMAIN is not set; hostname routes are off' });
     const domain = input.domain.toLowerCase();
-    const host = gatewayHost(domain, env.GATEWAY_DOMAIN);
-    const origin = `${new URL(env.ISSUER).protocol}//${host}`;
+    // The URL can be followed as it is: the issuer's scheme and port (hostname.ts gatewayOrigin).
+    const origin = gatewayOrigin(env.ISSUER, domain, env.GATEWAY_DOMAIN);
     const route = await hostRoute(context.db, origin, domain);
-    return { domain, host, url: `${origin}/mcp`, server_id: route?.serverId ?? null, path_url: route ? pathRoute(env, route.serverId).resource : null };
+    return { domain, host: new URL(origin).hostname, url: `${origin}/mcp`, server_id: route?.serverId ?? null, path_url: route ? pathRoute(env, route.serverId).resource : null };
   }),
 
   connections: {

@@ -13,6 +13,7 @@ import { insertCode, insertGrant } from './grants';
 import { mcpResource } from './metadata';
 import { consentPage, errorPage, formPageHeaders, loginPage, PAGE_HEADERS, SCOPE_DESCRIPTIONS } from './pages';
 import { findDirectByResource } from '../portal/direct.store';
+import { gatewayConsentFor, gatewayScopeDescription, type GatewayConsent } from '../gateway/consent';
 import type { DirectServer } from '../portal/direct';
 import { admitDirect, requestedScope, resolveResource } from './resources';
 import { CHALLENGE_PATTERN } from './pkce';
@@ -101,7 +102,14 @@ async function currentUser(env: Env, db: DB, request: Request, url: URL): Promis
   return r.ok && r.principal.credential === 'session' ? r.principal : null;
 }
 
-function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Client, signed: string, csrf: string, username: string, direct: DirectServer | null) {
+/** A scope's meaning on the resource asked for: a direct server's own, a gateway route's, or ChittyAuth's. */
+function scopeDescription(name: string, direct: DirectServer | null, gateway: GatewayConsent | null): string {
+  if (direct) return direct.scopes.find((s) => s.name === name)?.description ?? name;
+  if (gateway) return gatewayScopeDescription(name, gateway.found ? gateway.server.name : 'the server at this route');
+  return SCOPE_DESCRIPTIONS[name] ?? name;
+}
+
+function consentView(url: URL, req: AuthorizationRequest, client: Client, signed: string, csrf: string, username: string, direct: DirectServer | null, gateway: GatewayConsent | null) {
   const redirect = new URL(req.redirect_uri);
   return consentPage({
     action: `${url.origin}/oauth/authorize`,
@@ -120,9 +128,10 @@ function consentView(env: Env, url: URL, req: AuthorizationRequest, client: Clie
     scopes: req.scope
       .split(' ')
       .filter(Boolean)
-      .map((name) => ({ name, description: (direct ? direct.scopes.find((s) => s.name === name)?.description : SCOPE_DESCRIPTIONS[name]) ?? name })),
+      .map((name) => ({ name, description: scopeDescription(name, direct, gateway) })),
     resource: req.resource,
     resourceName: direct?.server.name ?? null,
+    gateway,
     username,
   });
 }
@@ -169,7 +178,9 @@ async function continueRequest(env: Env, db: DB, request: Request, url: URL, req
   const csrf = await sign(secret, 'consent', user.sessionId!, {}, REQUEST_TTL_S);
   // The consent form carries the request as the policy narrowed it.
   const narrowed = admitted.req === req ? signed : await sign(secret, 'authorize-request', '', admitted.req, REQUEST_TTL_S);
-  return html(consentView(env, url, admitted.req, client, narrowed, csrf, await usernameOf(db, user.chittyId), admitted.direct), 200, { ...extraHeaders, ...formPageHeaders(req.redirect_uri) });
+  // A gateway route's page names the upstream and the tools the policy lets this person call through it.
+  const gateway = admitted.direct ? null : await gatewayConsentFor(env, db, admitted.req.resource, user.chittyId, admitted.req.scope.split(' '));
+  return html(consentView(url, admitted.req, client, narrowed, csrf, await usernameOf(db, user.chittyId), admitted.direct, gateway), 200, { ...extraHeaders, ...formPageHeaders(req.redirect_uri) });
 }
 
 /**

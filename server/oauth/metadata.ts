@@ -45,14 +45,17 @@ export function authorizationServerMetadata(env: Env) {
   };
 }
 
-/** RFC 9728 §2 protected resource metadata for a resource of ours. */
-export function protectedResourceMetadata(env: Env, resource: string) {
+/**
+ * RFC 9728 §2 protected resource metadata for a resource of ours. `name`: its `resource_name` when it is not
+ * ChittyAuth's own (a gateway route is named after the MCP server it fronts).
+ */
+export function protectedResourceMetadata(env: Env, resource: string, name?: string) {
   return {
     resource,
     authorization_servers: [env.ISSUER],
     scopes_supported: [...SCOPES_SUPPORTED],
     bearer_methods_supported: ['header'],
-    resource_name: resource === mcpResource(env) ? 'ChittyAuth MCP server' : 'ChittyAuth API',
+    resource_name: name ?? (resource === mcpResource(env) ? 'ChittyAuth MCP server' : 'ChittyAuth API'),
     resource_documentation: `${env.ISSUER}/docs`,
   };
 }

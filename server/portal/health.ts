@@ -34,12 +34,17 @@ export const secretAad = (serverId: string) => `mcp-server-secret:${serverId}`;
 
 export type ProbeTarget = Pick<ServerRow, 'id' | 'mcp_url' | 'auth_type' | 'auth_config' | 'auth_secret_encrypted'>;
 
-export async function probeServer(env: Env, row: ProbeTarget): Promise<HealthResult> {
+/**
+ * `bearer`: for an OAuth upstream, an access token of the gateway's connection to it (servers.check passes its
+ * owner's own, when the owner checks); without one such a server can only answer 401, and its tools stay unknown.
+ */
+export async function probeServer(env: Env, row: ProbeTarget, bearer: string | null = null): Promise<HealthResult> {
   const headers: Record<string, string> = {};
   const config = JSON.parse(row.auth_config) as { header_name?: string };
   if (row.auth_type === 'header' && config.header_name && row.auth_secret_encrypted) {
     headers[config.header_name] = await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id));
   }
+  if (row.auth_type === 'oauth' && bearer) headers.authorization = `Bearer ${bearer}`;
   const started = Date.now();
   const client = new Client({ name: 'chittyauth-portal', version: '0.1.0' }, { jsonSchemaValidator: noValidation as never, versionNegotiation: { mode: 'auto' } });
   const fetch = guardedFetch(env, { timeoutMs: CHECK_TIMEOUT_MS, maxBytes: MAX_RESPONSE_BYTES });

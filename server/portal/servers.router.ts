@@ -13,6 +13,7 @@ import * as v from 'valibot';
 import { RateLimitsInputSchema, SERVER_JSON_META_KEY, SERVER_JSON_SCHEMA } from '../../contract/servers';
 import { probeServer, recordHealth, secretAad } from './health';
 import { rateLimitsOf } from '../gateway/rate-limit';
+import { upstreamAccessToken } from '../gateway/upstream-oauth';
 import { findAccess, findEnabled, findServer, listServers, listToolRules, type ServerRow } from './servers.store';
 import { metadataUrlOf, registrableResource } from './direct';
 import { proveControl } from './direct.proof';
@@ -264,7 +265,10 @@ export const servers = {
   check: os.servers.check.handler(async ({ input, context }) => {
     const authz = authzOf(context);
     const { row } = await visibleServer(context.db, authz, input.server_id);
-    const result = await probeServer(context.env, row);
+    // An OAuth upstream is checked through its owner's own gateway connection when the owner asks (never with
+    // anyone else's credential): so the registry, and the consent pages, can know its tools.
+    const mine = row.auth_type === 'oauth' && row.owner === authz.principal.chittyId;
+    const result = await probeServer(context.env, row, mine ? await upstreamAccessToken(context.env, context.db, row.id, row.owner) : null);
     await recordHealth(context.db, row.id, result);
     context.audit.target = row.id;
     context.audit.detail = { status: result.status, latency_ms: result.latencyMs };

@@ -1,29 +1,38 @@
 /**
  * End to end: the gateway's hostname route, {base32(host:port)}-enc.{GATEWAY_DOMAIN}/mcp, under a real
- * `wrangler dev`, in front of the real OAuth-protected upstream of test/helpers/upstream.ts. Nothing resolves
- * the test's gateway domain, so the client's fetch carries an undici dispatcher whose DNS lookup answers
- * 127.0.0.1 for it: requests reach wrangler with the encoded Host, as they would through real DNS.
+ * `wrangler dev` with the default GATEWAY_DOMAIN of wrangler.toml (gw.localhost: loopback without DNS setup,
+ * RFC 6761 §6.3), in front of the real OAuth-protected upstream of test/helpers/upstream.ts and of the reference
+ * "everything" server. curl resolves *.localhost to loopback itself, so the URL /encode returns is fetched as it
+ * is; Node's resolver (getaddrinfo) does not here, so the SDK client's fetch carries an undici dispatcher whose
+ * DNS lookup answers 127.0.0.1 for names under the gateway domain, as curl and browsers do.
  */
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { execFile } from 'node:child_process';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
 import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
+import { startEverything, type EverythingServer } from '../helpers/everything';
 import { startUpstream, type Upstream } from '../helpers/upstream';
 
-const GATEWAY_DOMAIN = 'gw.e2e.test';
+/** wrangler.toml's default; the test passes no GATEWAY_DOMAIN of its own. */
+const GATEWAY_DOMAIN = 'gw.localhost';
 const SERVER_ID = 'e2e-host-upstream';
 const REDIRECT = 'http://127.0.0.1:1/callback';
 
 let server: TestServer;
 let upstream: Upstream;
+let everything: EverythingServer;
 let user: Caller;
-/** http://{label}-enc.gw.e2e.test:{wrangler port}/mcp */
+/** http://{label}-enc.gw.localhost:{wrangler port}/mcp, as /v1/gateway/encode gave it */
 let hostResource: string;
 let provider: ScriptedOAuthProvider;
 const chittyTokens: string[] = [];
@@ -58,7 +67,7 @@ async function connectClient() {
 }
 
 beforeAll(async () => {
-  [server, upstream] = await Promise.all([startTestServer({ vars: { GATEWAY_DOMAIN } }), startUpstream()]);
+  [server, upstream, everything] = await Promise.all([startTestServer(), startUpstream(), startEverything()]);
   const admin = await server.admin();
   user = await server.account(['user']);
   const res = await server.rest('POST', '/v1/servers/register', { server_id: SERVER_ID, name: 'E2E hostname upstream', endpoints: { mcp: upstream.mcpUrl }, auth: { type: 'oauth' } }, admin.token);
@@ -67,13 +76,74 @@ beforeAll(async () => {
   const encoded = await server.rest('GET', `/v1/gateway/encode?domain=${encodeURIComponent(domain)}`, undefined, admin.token);
   expect(encoded.body).toMatchObject({ domain, server_id: SERVER_ID });
   expect(encoded.body.host).toMatch(new RegExp(`^[a-z2-7]+-enc\\.${GATEWAY_DOMAIN.replace(/\./g, '\\.')}$`));
-  hostResource = `http://${encoded.body.host}:${new URL(server.url).port}/mcp`;
+  // A followable URL: the Worker's own scheme and port.
+  expect(encoded.body.url).toBe(`http://${encoded.body.host}:${new URL(server.url).port}/mcp`);
+  hostResource = encoded.body.url;
 });
 
 afterAll(async () => {
   for (const c of clients) await c.close().catch(() => {});
-  await Promise.all([server?.stop(), upstream?.close()]);
+  await Promise.all([server?.stop(), upstream?.close(), everything?.stop()]);
   await agent.close();
+});
+
+const run = promisify(execFile);
+
+/** curl, as a person would run it: -s, the status and headers with -i, the body after them. */
+async function curl(args: string[]): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const { stdout } = await run('curl', ['-s', '-i', '--max-time', '30', ...args], { maxBuffer: 1 << 20 });
+  const split = stdout.indexOf('\r\n\r\n');
+  const head = stdout.slice(0, split).split('\r\n');
+  const headers = Object.fromEntries(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { status: Number(head[0]!.split(' ')[1]), headers, body: stdout.slice(split + 4) };
+}
+
+/** The JSON-RPC message of a Streamable HTTP answer (JSON, or the last `data:` of an event stream). */
+const rpcOf = (body: string) => JSON.parse(body.trim().startsWith('{') ? body : body.split('\n').filter((l) => l.startsWith('data:')).at(-1)!.slice(5));
+
+describe('gateway hostname route with curl, as the README recipe runs it', () => {
+  it('uses wrangler.toml’s default GATEWAY_DOMAIN, a name under localhost', () => {
+    expect(readFileSync(join(process.cwd(), 'wrangler.toml'), 'utf8')).toMatch(/^GATEWAY_DOMAIN = "gw\.localhost"$/m);
+  });
+
+  it('reaches the upstream at exactly the URL /encode returns, with an API key', async () => {
+    const admin = await server.admin();
+    const key = await server.apiKey(admin, { name: 'hostname recipe' });
+    const auth = ['-H', `authorization: Bearer ${key}`];
+    const json = ['-H', 'content-type: application/json'];
+    const mcpHeaders = [...auth, ...json, '-H', 'accept: application/json, text/event-stream'];
+    const register = await curl([`${server.url}/v1/servers/register`, ...auth, ...json, '-d', JSON.stringify({ server_id: 'everything', name: 'Everything', endpoints: { mcp: everything.url }, auth: { type: 'none' } })]);
+    expect(register.status, register.body).toBe(200);
+
+    const domain = new URL(everything.url).host;
+    const encoded = await curl([`${server.url}/encode?domain=${domain}`]);
+    expect(encoded.status, encoded.body).toBe(200);
+    const { url } = JSON.parse(encoded.body) as { url: string };
+    expect(url).toMatch(new RegExp(`^http://[a-z2-7]+-enc\\.gw\\.localhost:${new URL(server.url).port}/mcp$`));
+
+    const init = await curl([url, ...mcpHeaders, '-d', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'curl', version: '1' } } })]);
+    expect(init.status, init.body).toBe(200);
+    expect(rpcOf(init.body).result.serverInfo.name).toMatch(/everything/i);
+    const session = init.headers['mcp-session-id'];
+    expect(session).toBeTruthy();
+    const withSession = [...mcpHeaders, '-H', `mcp-session-id: ${session}`, '-H', 'mcp-protocol-version: 2025-06-18'];
+    expect((await curl([url, ...withSession, '-d', JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })])).status).toBe(202);
+    const call = await curl([url, ...withSession, '-d', JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'through the hostname route' } } })]);
+    expect(call.status, call.body).toBe(200);
+    expect(rpcOf(call.body).result.content[0].text).toBe('Echo: through the hostname route');
+  });
+
+  it('answers a clear 404 for an encoded host no server is registered on, and for a name under the gateway domain that is not encoded', async () => {
+    const port = new URL(server.url).port;
+    const unknown = await curl([`${server.url}/encode?domain=nobody.example`]);
+    const { url } = JSON.parse(unknown.body) as { url: string };
+    const res = await curl([url, '-X', 'POST', '-H', 'content-type: application/json', '-d', '{}']);
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'not_found', message: expect.stringContaining('No MCP server on nobody.example is registered in the portal') });
+    const plain = await curl([`http://www.${GATEWAY_DOMAIN}:${port}/mcp`, '-X', 'POST', '-H', 'content-type: application/json', '-d', '{}']);
+    expect(plain.status).toBe(404);
+    expect(JSON.parse(plain.body).message).toContain(`www.${GATEWAY_DOMAIN} is not a gateway hostname route`);
+  });
 });
 
 describe('gateway hostname route end to end', () => {
