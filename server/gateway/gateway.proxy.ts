@@ -1,19 +1,15 @@
-import { insertAuditEvent } from '../audit/audit.store';
-import { authenticate } from '../auth/authenticate';
-import { principalGrants } from '../auth/authorizer';
-import { decrypt, encrypt } from '../crypto/encryption';
 import type { DB } from '../db/schema';
+import { decrypt, encrypt } from '../crypto/encryption';
 import type { Env } from '../env';
 import { guardedFetch, OutboundRefused } from '../lib/outbound';
-import { challengeResponse, originAllowed } from '../oauth/challenge';
 import { gatewayResource } from '../oauth/params';
-import { actionAllowed, callerFrom, toolAllowed } from '../portal/access';
-import { secretAad } from '../portal/health';
-import { findEnabledCached, serverPolicy, serversOnDomain, type ServerRow } from '../portal/servers.store';
-import { gatewayLimiter, rateLimitsOf, type Decision } from './rate-limit';
-import { filterToolsInSse, filterToolsResult, type ToolFilter } from './sse';
+import { serversOnDomain } from '../portal/servers.store';
+import { admit, jsonError, needsConnectionMessage, rateLimited, RPC_DENIED, RPC_NEEDS_CONNECTION, rpcErrorMessage, setStaticCredential, type GatewayRoute } from './admission';
+import { filterToolsInSse, filterToolsResult } from './sse';
 import { connectUrl, markNeedsReconnect, stepUpScope, upstreamAccessToken } from './upstream-oauth';
 import { relay } from './bridge';
+
+export type { GatewayRoute } from './admission';
 
 /**
  * /gw/{server}/mcp: one authenticated front door to a registered MCP server (seed 003). The client
@@ -34,12 +30,9 @@ const FORWARDED_RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protoc
 
 export const gatewayMetadataUrl = (env: Env, serverId: string) => `${env.ISSUER}/.well-known/oauth-protected-resource/gw/${serverId}/mcp`;
 
-const jsonError = (status: number, error: string, message: string, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify({ error, message }), { status, headers: { 'content-type': 'application/json', ...headers } });
-
 /** JSON-RPC error for one request id, answered by the gateway itself (the upstream never sees the call). */
 const rpcError = (id: unknown, code: number, message: string, data?: Record<string, unknown>) =>
-  new Response(JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data ? { data } : {}) } }), { status: 200, headers: { 'content-type': 'application/json' } });
+  new Response(JSON.stringify(rpcErrorMessage(id, code, message, data)), { status: 200, headers: { 'content-type': 'application/json' } });
 
 /**
  * Upstream session ids are sealed to the user and server (AES-GCM, AAD), so a client can only resume
@@ -58,43 +51,10 @@ function forwardedHeaders(request: Request): Headers {
   return headers;
 }
 
-/** The registry's static header credential for the upstream, if it has one. */
-async function withHeaderCredential(env: Env, row: ServerRow, headers: Headers): Promise<Headers> {
-  const config = JSON.parse(row.auth_config) as { header_name?: string };
-  if (row.auth_type === 'header' && config.header_name && row.auth_secret_encrypted) {
-    headers.set(config.header_name, await decrypt(env.ENCRYPTION_KEY, row.auth_secret_encrypted, secretAad(row.id)));
-  }
-  return headers;
-}
-
-/**
- * RFC 6585 §4: 429 Too Many Requests, with Retry-After in delay-seconds (RFC 9110 §10.2.3). An MCP request
- * gets the reason as a JSON-RPC error too, so clients that only read the body learn which limit and when.
- */
-export function rateLimited(d: Extract<Decision, { ok: false }>, serverId: string, message: RpcMessage | null): Response {
-  const retryAfter = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
-  const which = d.limit === 'per_user' ? `your limit of ${d.requests} requests per ${d.windowSeconds} s to ${serverId}` : `the limit of ${d.requests} requests per ${d.windowSeconds} s for all users of ${serverId}`;
-  const text = `Rate limit exceeded: ${which}; retry after ${retryAfter} s`;
-  const data = { limit: d.limit, requests: d.requests, window_seconds: d.windowSeconds, retry_after: retryAfter };
-  const body = message && 'id' in message ? { jsonrpc: '2.0', id: message.id ?? null, error: { code: RATE_LIMITED, message: text, data } } : { error: 'rate_limited', message: text, ...data };
-  return new Response(JSON.stringify(body), { status: 429, headers: { 'content-type': 'application/json', 'retry-after': String(retryAfter) } });
-}
-
-/** JSON-RPC error code of a refused rate-limited call (the implementation-defined server error range). */
-export const RATE_LIMITED = -32029;
-
 interface RpcMessage {
   id?: unknown;
   method?: string;
   params?: { name?: unknown };
-}
-
-export interface GatewayRoute {
-  serverId: string;
-  /** The resource identifier tokens must be issued for: the path route, or the encoded host's /mcp. */
-  resource: string;
-  /** Where that resource's protected resource metadata is (RFC 9728). */
-  metadata: string;
 }
 
 /** The path route of a server: ISSUER/gw/{server}/mcp. */
@@ -112,26 +72,13 @@ export async function hostRoute(db: DB, origin: string, domain: string): Promise
 
 export async function handleGateway(request: Request, env: Env, db: DB, route: GatewayRoute, waitUntil: (p: Promise<unknown>) => void): Promise<Response> {
   const started = Date.now();
-  const { serverId, resource, metadata } = route;
-  if (!originAllowed(env, request.headers.get('origin'))) return jsonError(403, 'forbidden_origin', 'Requests from this Origin are not allowed (DNS rebinding protection)');
-  if (new URL(request.url).searchParams.has('access_token')) {
-    return challengeResponse(env, 400, { error: 'invalid_request', description: 'tokens in the query string are refused', metadata }, 'Send the token in the Authorization header');
-  }
-  // Each route is its own protected resource: only tokens issued for it (RFC 8707), and API keys.
-  const auth = await authenticate(env, db, request.headers.get('authorization'), resource, waitUntil);
-  if (!auth.ok) {
-    if (auth.reason === 'missing') return challengeResponse(env, 401, { metadata }, 'Authentication required: send Authorization: Bearer <token for this route>');
-    return challengeResponse(env, 401, { error: 'invalid_token', description: `the access token is ${auth.reason.replace('_', ' ')}`, metadata }, `Invalid token: ${auth.reason}`);
-  }
-  const principal = auth.principal;
-  // The server, its policy and the caller's grants come from the isolate caches (db/cache.ts): no D1 read
-  // on most calls with an OAuth access token.
-  const policy = await serverPolicy(db, serverId);
-  const caller = callerFrom(principal.chittyId, await principalGrants(db, principal), principal.scopes);
-  if (!policy || !actionAllowed(policy.access, policy.row, caller, 'view')) return jsonError(404, 'not_found', `No MCP server ${serverId}`);
-  const { row, access, rules } = policy;
-  if (!actionAllowed(access, row, caller, 'connect')) return jsonError(403, 'forbidden', `You may not connect to ${serverId}`);
-  if (!(await findEnabledCached(db, principal.chittyId, serverId))) return jsonError(403, 'forbidden', `${serverId} is turned off for you; turn it on in the portal`);
+  const { serverId } = route;
+  // 1. Admission (admission.ts, shared with legacy SSE and the WebSocket tunnel). The rate limit waits for
+  // the body, so that a refusal answers the message's JSON-RPC id.
+  const gate = await admit(request, env, db, route, request.headers.get('authorization'), waitUntil, { countRequest: false });
+  if (!gate.ok) return gate.response;
+  const admitted = gate.admitted;
+  const { principal, row } = admitted;
 
   let upstreamSession: string | null = null;
   const sealed = request.headers.get('mcp-session-id');
@@ -143,43 +90,41 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     }
   }
 
+  // 2. The body: one JSON-RPC message (or a 2025-03-26 batch, passed through as it is).
   let bodyText: string | undefined;
   let message: RpcMessage | null = null;
+  let messages = 1;
   if (request.method === 'POST') {
     bodyText = await request.text();
     if (bodyText.length > MAX_REQUEST_BYTES) return jsonError(413, 'payload_too_large', 'MCP messages are limited to 1 MiB');
     try {
       const parsed = JSON.parse(bodyText) as unknown;
       message = Array.isArray(parsed) ? null : (parsed as RpcMessage);
+      if (Array.isArray(parsed)) messages = Math.max(1, parsed.length);
     } catch {
       return rpcError(null, -32700, 'Parse error: the body is not JSON');
     }
   }
 
-  const limited = gatewayLimiter.take(serverId, principal.chittyId, rateLimitsOf(row));
-  if (!limited.ok) {
-    // The first refusal of a run is audited; the rest of a flood is not (it would be a D1 write per request).
-    if (limited.first) waitUntil(insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome: 'denied', detail: { method: message?.method ?? request.method, reason: 'rate_limited', limit: limited.limit } }));
-    return rateLimited(limited, serverId, message);
-  }
-
-  const toolFilter: ToolFilter = (name) => toolAllowed(rules, serverId, name, caller).allowed && actionAllowed(access, row, caller, 'call');
+  // 3. Policy: the rate limits (each message of a batch counts), then the tool rules.
+  const limited = admitted.take({ method: message?.method ?? request.method }, messages);
+  if (limited) return rateLimited(limited, serverId, message);
   // Every call is audited; routine ones after the response, denials before it.
   const auditEvent = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown>) =>
-    insertAuditEvent(db, { actor: principal.chittyId, action: 'gateway.call', target: serverId, door: 'mcp', outcome, detail: { method: message?.method ?? request.method, ...detail, duration_ms: Date.now() - started } }, { deferred: outcome !== 'denied' });
+    admitted.audit(outcome, { method: message?.method ?? request.method, ...detail, duration_ms: Date.now() - started });
   const audit = (outcome: 'success' | 'failure', detail: Record<string, unknown>) => waitUntil(auditEvent(outcome, detail));
 
   if (message?.method === 'tools/call') {
     const tool = typeof message.params?.name === 'string' ? message.params.name : '';
-    if (!actionAllowed(access, row, caller, 'call') || !toolAllowed(rules, serverId, tool, caller).allowed) {
+    const refusal = admitted.refusal(tool);
+    if (refusal) {
       await auditEvent('denied', { tool });
-      return rpcError(message.id, -32003, `Tool ${tool} is not allowed for you on ${serverId}`);
+      return rpcError(message.id, RPC_DENIED, refusal);
     }
   }
 
-  // OAuth upstreams: the user's own connection; without one, a clear error that says where to connect.
-  const needsConnection = () =>
-    rpcError(message?.id, -32001, `Authorization needed: open ${connectUrl(env, serverId)} in a browser to connect ${row.name} to your ChittyAuth account, then retry`, { connect_url: connectUrl(env, serverId) });
+  // 4. The upstream call. OAuth upstreams: the user's own connection; without one, a clear error that says where to connect.
+  const needsConnection = () => rpcError(message?.id, RPC_NEEDS_CONNECTION, needsConnectionMessage(env, row), { connect_url: connectUrl(env, serverId) });
   let upstreamToken: string | null = null;
   if (row.auth_type === 'oauth') {
     upstreamToken = await upstreamAccessToken(env, db, serverId, principal.chittyId);
@@ -199,7 +144,8 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
       forwarded: forwardedHeaders(request),
       background: waitUntil,
       send: async (hop) => {
-        const headers = await withHeaderCredential(env, row, new Headers(hop.headers));
+        const headers = new Headers(hop.headers);
+        await setStaticCredential(env, row, headers);
         if (token) headers.set('authorization', `Bearer ${token}`);
         return guardedFetch(env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(row.mcp_url, { method: hop.method, headers, body: hop.body });
       },
@@ -235,6 +181,7 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
     audit('failure', { tool: message?.params?.name, status: 403, reason: 'upstream_insufficient_scope', scope: needed.join(' ') });
     return needsConnection();
   }
+  // 5. The response relay.
   const headers = new Headers({ 'cache-control': 'no-store' });
   for (const name of FORWARDED_RESPONSE_HEADERS) {
     const value = upstream.headers.get(name);
@@ -247,10 +194,10 @@ export async function handleGateway(request: Request, env: Env, db: DB, route: G
   // tools/list answers are filtered to what this user may call; everything else streams through untouched.
   if (message?.method === 'tools/list' && upstream.body) {
     const type = upstream.headers.get('content-type') ?? '';
-    if (type.includes('text/event-stream')) return new Response(filterToolsInSse(upstream.body, toolFilter), { status: upstream.status, headers });
+    if (type.includes('text/event-stream')) return new Response(filterToolsInSse(upstream.body, admitted.toolFilter), { status: upstream.status, headers });
     if (type.includes('application/json')) {
       const body = (await upstream.json()) as { result?: Parameters<typeof filterToolsResult>[0] };
-      if (body.result) filterToolsResult(body.result, toolFilter);
+      if (body.result) filterToolsResult(body.result, admitted.toolFilter);
       return new Response(JSON.stringify(body), { status: upstream.status, headers });
     }
   }

@@ -3,7 +3,7 @@ import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch, OutboundRefused } from '../lib/outbound';
 import { legacyGatewayResource } from '../oauth/params';
-import { admit, jsonError, needsConnectionMessage, RPC_DENIED, rpcErrorMessage, upstreamCredentials, type AdmissionRoute, type Admitted } from './admission';
+import { admit, jsonError, needsConnectionMessage, rateLimited, RPC_DENIED, rpcErrorMessage, upstreamCredentials, type Admitted, type GatewayRoute } from './admission';
 import { formatEvent, mapSseEvents, type SseEvent } from './sse-events';
 import { connectUrl, markNeedsReconnect } from './upstream-oauth';
 
@@ -40,7 +40,7 @@ const DENIED_ID_PREFIX = 'chittyauth-denied.';
  * client discovers it from the URL it was given (RFC 9728 §3; the MCP SDK requires the metadata's `resource` to
  * cover the server URL). The message endpoint belongs to the same resource: it takes the same tokens.
  */
-export interface LegacyRoute extends AdmissionRoute {
+export interface LegacyRoute extends GatewayRoute {
   /** The route's prefix: `/gw/{server}` on the path route, empty on a hostname route. */
   base: string;
 }
@@ -125,7 +125,12 @@ export async function handleLegacySse(request: Request, env: Env, db: DB, route:
     return formatEvent(e);
   });
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({ flush: () => clearTimeout(lifetime) });
-  body.pipeTo(writable).catch(() => clearTimeout(lifetime));
+  // The client's stream ending (it disconnected) cancels the upstream's: for HTTP+SSE that ends the session
+  // there (2024-11-05 has no DELETE; the stream is the session).
+  body.pipeTo(writable).catch(() => {
+    clearTimeout(lifetime);
+    abort.abort(new Error('the client closed the stream'));
+  });
   return new Response(readable, { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
 }
 
@@ -193,6 +198,11 @@ export async function handleLegacyMessage(request: Request, env: Env, db: DB, ro
   const batch = Array.isArray(parsed);
   const incoming = (batch ? parsed : [parsed]) as RpcMessage[];
   if (incoming.length === 0 || incoming.some((m) => typeof m !== 'object' || m === null || Array.isArray(m))) return jsonError(400, 'invalid_request', 'Send a JSON-RPC message or a non-empty batch of them');
+  // Each POST is one request and was counted by admit(); the other messages of a batch count too.
+  if (incoming.length > 1) {
+    const limited = a.take({ method: 'batch', transport: 'sse' }, incoming.length - 1);
+    if (limited) return rateLimited(limited, a.row.id, null);
+  }
 
   const outgoing: RpcMessage[] = [];
   const forwarded: RpcMessage[] = [];

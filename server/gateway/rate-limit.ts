@@ -44,8 +44,11 @@ export class RateLimiter {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Checks both limits and counts the request only when both allow it. */
-  take(serverId: string, userId: string, limits: RateLimits): Decision {
+  /**
+   * Checks both limits and counts the request only when both allow it. `cost`: how many messages it carries
+   * (a JSON-RPC batch counts each of its messages); all are allowed or none.
+   */
+  take(serverId: string, userId: string, limits: RateLimits, cost = 1): Decision {
     const now = this.now();
     const checks: [LimitName, string, Limit][] = [
       ['per_user', `u\u0000${serverId}\u0000${userId}`, limits.perUser],
@@ -55,7 +58,7 @@ export class RateLimiter {
     for (const [name, key, limit] of checks) {
       const windowMs = limit.windowSeconds * 1000;
       const interval = windowMs / limit.requests;
-      const tat = Math.max(this.tat.get(key) ?? now, now) + interval;
+      const tat = Math.max(this.tat.get(key) ?? now, now) + interval * cost;
       // Allowed while the bucket holds at most `requests` requests' worth of time (the window).
       if (tat - now > windowMs + 1e-6) {
         const first = !this.refused.has(key);

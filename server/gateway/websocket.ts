@@ -1,8 +1,7 @@
 import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch } from '../lib/outbound';
-import { admit, jsonError, needsConnectionMessage, RPC_DENIED, RPC_NEEDS_CONNECTION, rpcErrorMessage, upstreamCredentials, type Admitted } from './admission';
-import type { GatewayRoute } from './gateway.proxy';
+import { admit, jsonError, needsConnectionMessage, rateLimitedMessage, RPC_DENIED, RPC_NEEDS_CONNECTION, rpcErrorMessage, upstreamCredentials, type Admitted, type GatewayRoute } from './admission';
 import { mapSseEvents } from './sse-events';
 import { connectUrl, markNeedsReconnect } from './upstream-oauth';
 
@@ -13,6 +12,13 @@ import { connectUrl, markNeedsReconnect } from './upstream-oauth';
  * never a socket. Each client message is relayed to the upstream over Streamable HTTP with the upstream's own
  * credential and session (both stay inside the gateway); answers and notifications, JSON or SSE, come back as
  * frames. tools/list results are filtered, denied tools/call answered by the gateway, every message audited.
+ * The opening counts against the route's rate limits like any request, and so does each client message after
+ * it: a refused one is answered on the socket with the JSON-RPC error a refused HTTP request carries (RATE_LIMITED,
+ * with which limit and retry_after), and the socket stays open.
+ *
+ * Closing the tunnel (by the client, on heartbeat timeout, on an upstream failure) ends the upstream session:
+ * Streamable HTTP (MCP 2025-06-18+, "Session Management"): a client that no longer needs a session SHOULD send
+ * DELETE to the MCP endpoint with its Mcp-Session-Id. Sent only when the upstream gave a session id.
  *
  * Heartbeat: every GATEWAY_WS_HEARTBEAT_SECONDS the gateway sends a JSON-RPC `ping` request (MCP basic
  * utilities, "Ping": the receiver MUST respond promptly with an empty result) with an id starting
@@ -136,8 +142,8 @@ class Tunnel {
     const session = this.session;
     this.session = null;
     if (session) {
-      // Streamable HTTP: clients that no longer need a session SHOULD end it with DELETE.
-      this.waitUntil(this.upstream('DELETE', undefined, new AbortController()).then((r) => r?.body?.cancel()));
+      // Streamable HTTP "Session Management": clients that no longer need a session SHOULD end it with DELETE.
+      this.waitUntil(this.upstream('DELETE', undefined, new AbortController(), session).then((r) => r?.body?.cancel()));
     }
   }
 
@@ -159,9 +165,17 @@ class Tunnel {
       return;
     }
     const started = Date.now();
+    const method = typeof message.method === 'string' ? message.method : 'response';
+    // Each client message counts against the per-user and per-server limits, as a request to /gw/{server}/mcp does.
+    const limited = this.a.take({ method, transport: 'websocket' });
+    if (limited) {
+      // A notification (no id) gets no answer (JSON-RPC 2.0 §4.1): it is dropped.
+      if (message.id !== undefined) this.send(rateLimitedMessage(limited, this.a.row.id, message.id));
+      return;
+    }
     const tool = message.method === 'tools/call' ? (typeof message.params?.name === 'string' ? message.params.name : '') : undefined;
     const audit = (outcome: 'success' | 'denied' | 'failure', detail: Record<string, unknown> = {}) =>
-      this.a.audit(outcome, { method: message.method ?? 'response', tool, transport: 'websocket', ...detail, duration_ms: Date.now() - started });
+      this.a.audit(outcome, { method, tool, transport: 'websocket', ...detail, duration_ms: Date.now() - started });
     if (tool !== undefined) {
       const refusal = this.a.refusal(tool);
       if (refusal) {
@@ -190,13 +204,13 @@ class Tunnel {
   }
 
   /** One request to the upstream with its credential and session; null when an OAuth upstream needs the user to connect. */
-  private async upstream(method: 'POST' | 'DELETE', body: string | undefined, abort: AbortController): Promise<Response | null> {
+  private async upstream(method: 'POST' | 'DELETE', body: string | undefined, abort: AbortController, session = this.session): Promise<Response | null> {
     const headers = await upstreamCredentials(this.env, this.db, this.a.row, this.a.principal.chittyId);
     if (!headers) return null;
     // Streamable HTTP: the client MUST accept both JSON and SSE, and send the session and protocol version it has.
     headers.set('accept', 'application/json, text/event-stream');
     if (body !== undefined) headers.set('content-type', 'application/json');
-    if (this.session) headers.set('mcp-session-id', this.session);
+    if (session) headers.set('mcp-session-id', session);
     if (this.protocolVersion) headers.set('mcp-protocol-version', this.protocolVersion);
     const timeout = setTimeout(() => abort.abort(new Error('upstream timed out')), UPSTREAM_TIMEOUT_MS);
     try {
