@@ -227,3 +227,31 @@ describe('legacy SSE proxying', () => {
     await s.close();
   });
 });
+
+describe('legacy SSE rate limits', () => {
+  it('counts the stream and each POSTed message, each message of a batch too, and answers 429 with Retry-After', async () => {
+    // 4 per minute: the stream, one message, then a batch of two; the next message is refused.
+    const serverId = await registerGatewayUpstream(root, LEGACY, { transport: 'sse', auth: legacyAuth, rate_limits: { per_user: { requests: 4, window_seconds: 60 } } });
+    const someone = await user(['user']);
+    const bearer = await resourceToken(sseResource(serverId), someone);
+    const s = await open(`${ORIGIN}/gw/${serverId}/sse`, bearer);
+    expect((await request(s, bearer, 1, 'ping')).result).toEqual({});
+    // A batch of three is more than the two left: refused whole, and it uses up nothing.
+    const ping = (id: number) => ({ jsonrpc: '2.0', id, method: 'ping' });
+    const tooBig = await post(s.endpoint, [ping(2), ping(3), ping(4)], bearer);
+    expect(tooBig.status).toBe(429);
+    expect(await tooBig.json()).toMatchObject({ error: 'rate_limited', limit: 'per_user', requests: 4, window_seconds: 60 });
+    expect((await post(s.endpoint, [ping(5), ping(6)], bearer)).status).toBe(202);
+    const answered = new Set<number>();
+    while (answered.size < 2) answered.add(JSON.parse((await s.next()).data).id);
+    expect([...answered].sort()).toEqual([5, 6]);
+    const refused = await post(s.endpoint, ping(7), bearer);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(14);
+    expect(((await refused.json()) as { message: string }).message).toContain(`your limit of 4 requests per 60 s to ${serverId}`);
+    await s.close();
+    // Each run of refusals is audited once: the batch's, and after the allowed batch, the ping's.
+    const events = await gatewayAudit(someone.chittyId, 4);
+    expect(events.filter((e) => e.detail.reason === 'rate_limited').map((e) => [e.outcome, e.detail.method, e.detail.transport])).toEqual([['denied', 'batch', 'sse'], ['denied', 'ping', 'sse']]);
+  });
+});

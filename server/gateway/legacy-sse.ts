@@ -125,11 +125,18 @@ export async function handleLegacySse(request: Request, env: Env, db: DB, route:
     return formatEvent(e);
   });
   const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({ flush: () => clearTimeout(lifetime) });
-  // The client's stream ending (it disconnected) cancels the upstream's: for HTTP+SSE that ends the session
-  // there (2024-11-05 has no DELETE; the stream is the session).
-  body.pipeTo(writable).catch(() => {
+  // The client's stream ending ends the upstream's, and for HTTP+SSE that ends the session there (2024-11-05
+  // has no DELETE: the stream is the session). A client that disconnects aborts request.signal (compatibility
+  // flag enable_request_signal); without it workerd would notice only on the next event it fails to write.
+  const end = () => {
     clearTimeout(lifetime);
-    abort.abort(new Error('the client closed the stream'));
+    abort.abort(new Error('the stream ended'));
+  };
+  request.signal.addEventListener('abort', end);
+  // An upstream that fails mid-stream (or the lifetime) ends the client's stream cleanly; the client reconnects.
+  body.pipeTo(writable, { preventAbort: true }).catch(() => {
+    end();
+    writable.close().catch(() => {});
   });
   return new Response(readable, { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
 }
@@ -177,7 +184,8 @@ async function rewriteMessage(env: Env, a: Admitted, e: SseEvent): Promise<strin
 export async function handleLegacyMessage(request: Request, env: Env, db: DB, route: LegacyRoute, waitUntil: Background): Promise<Response> {
   if (request.method !== 'POST') return new Response(JSON.stringify({ error: 'method_not_allowed', message: 'POST JSON-RPC messages here' }), { status: 405, headers: { allow: 'POST', 'content-type': 'application/json' } });
   const started = Date.now();
-  const gate = await admit(request, env, db, route, request.headers.get('authorization'), waitUntil);
+  // Counted once the body is read: each message of a batch counts (JSON-RPC 2.0 §6), as on /gw/{server}/mcp.
+  const gate = await admit(request, env, db, route, request.headers.get('authorization'), waitUntil, { countRequest: false });
   if (!gate.ok) return gate.response;
   const a = gate.admitted;
   let endpoint: string;
@@ -198,11 +206,9 @@ export async function handleLegacyMessage(request: Request, env: Env, db: DB, ro
   const batch = Array.isArray(parsed);
   const incoming = (batch ? parsed : [parsed]) as RpcMessage[];
   if (incoming.length === 0 || incoming.some((m) => typeof m !== 'object' || m === null || Array.isArray(m))) return jsonError(400, 'invalid_request', 'Send a JSON-RPC message or a non-empty batch of them');
-  // Each POST is one request and was counted by admit(); the other messages of a batch count too.
-  if (incoming.length > 1) {
-    const limited = a.take({ method: 'batch', transport: 'sse' }, incoming.length - 1);
-    if (limited) return rateLimited(limited, a.row.id, null);
-  }
+  const limited = a.take({ method: batch ? 'batch' : typeof incoming[0]!.method === 'string' ? incoming[0]!.method : 'response', transport: 'sse' }, incoming.length);
+  // The answer is HTTP (RFC 6585 §4, Retry-After): a legacy client learns of a refused POST from its status.
+  if (limited) return rateLimited(limited, a.row.id, null);
 
   const outgoing: RpcMessage[] = [];
   const forwarded: RpcMessage[] = [];

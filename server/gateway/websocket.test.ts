@@ -1,6 +1,6 @@
 import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { denyToolForUsers, gatewayAudit, registerGatewayUpstream, resourceToken } from '../../test/workers/gateway-helpers';
+import { denyToolForUsers, eventually, gatewayAudit, registerGatewayUpstream, resourceToken, upstreamRequests } from '../../test/workers/gateway-helpers';
 import { admin, ORIGIN, user, type Caller } from '../../test/workers/helpers';
 import { TestSocket } from '../../test/workers/ws-client';
 
@@ -21,7 +21,7 @@ async function connect(serverId: string, bearer: string, answerPings = true) {
   return new TestSocket(res.webSocket!, answerPings);
 }
 
-const requestsTo = async (origin: string) => (await (await fetch(`${origin}/__requests`)).json()) as { method: string; headers: Record<string, string>; body?: string }[];
+const requestsTo = upstreamRequests;
 
 beforeAll(async () => {
   root = await admin();
@@ -159,5 +159,93 @@ describe('WebSocket heartbeat and cleanup', () => {
     const closed = await t.closed;
     expect(closed.code).toBe(4502);
     expect(closed.reason).toContain('503');
+  });
+});
+
+describe('WebSocket rate limits', () => {
+  it('counts each client message against the per-user limit and answers a refused one on the socket, which stays open', async () => {
+    // 3 per minute: the opening and two messages; the third message is refused.
+    const serverId = await registerGatewayUpstream(root, 'https://mcp.example/mcp', { rate_limits: { per_user: { requests: 3, window_seconds: 60 } } });
+    const someone = await user(['user']);
+    const t = await connect(serverId, await resourceToken(mcpResource(serverId), someone));
+    const before = (await requestsTo('https://mcp.example')).length;
+    expect((await t.request(1, 'ping')).result).toEqual({});
+    expect((await t.request(2, 'tools/list')).result.tools.length).toBeGreaterThan(0);
+    const refused = await t.request(3, 'tools/call', { name: 'echo', arguments: { message: 'one too many' } });
+    expect(refused.error).toMatchObject({ code: -32029, data: { limit: 'per_user', requests: 3, window_seconds: 60 } });
+    expect(refused.error.data.retry_after).toBeGreaterThanOrEqual(19);
+    expect(refused.error.message).toContain(`your limit of 3 requests per 60 s to ${serverId}`);
+    // A refused notification gets no answer; the next request is refused too, on the same open socket.
+    t.ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }));
+    expect((await t.request(4, 'ping')).error.code).toBe(-32029);
+    // Heartbeat answers are the gateway's own and never count: the socket outlives two more heartbeats.
+    const pings = t.pings.length;
+    while (t.pings.length < pings + 2) await new Promise((r) => setTimeout(r, 100));
+    expect(t.messages.filter((m) => m.error?.code === -32029).map((m) => m.id)).toEqual([3, 4]);
+    t.ws.close(1000, 'done');
+    // Only the two allowed messages reached the upstream.
+    const seen = (await requestsTo('https://mcp.example')).slice(before).filter((r) => r.method === 'POST');
+    expect(seen.map((r) => JSON.parse(r.body!).method)).toEqual(['ping', 'tools/list']);
+    // One audit event for the run of refusals.
+    const events = await gatewayAudit(someone.chittyId, 3);
+    expect(events.filter((e) => e.detail.reason === 'rate_limited')).toEqual([{ outcome: 'denied', detail: expect.objectContaining({ method: 'tools/call', transport: 'websocket', limit: 'per_user' }) }]);
+  });
+
+  it('counts the opening: a user over the limit is refused the upgrade with 429', async () => {
+    const serverId = await registerGatewayUpstream(root, 'https://mcp.example/mcp', { rate_limits: { per_user: { requests: 1, window_seconds: 60 } } });
+    const bearer = await resourceToken(mcpResource(serverId));
+    const t = await connect(serverId, bearer);
+    const again = await upgrade(serverId, { authorization: `Bearer ${bearer}` });
+    expect(again.status).toBe(429);
+    expect(again.webSocket).toBeNull();
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
+    t.ws.close(1000, 'done');
+  });
+});
+
+describe('WebSocket tunnel end', () => {
+  /** The upstream session id the gateway used for the tunnel's calls (the stateful upstream issues one on initialize). */
+  const sessionOf = (seen: { method: string; headers: Record<string, string>; body?: string }[], marker: string) => seen.find((r) => r.method === 'POST' && r.body?.includes(marker))?.headers['mcp-session-id'];
+
+  it('ends the upstream session with DELETE and its Mcp-Session-Id when the client closes', async () => {
+    const serverId = await registerGatewayUpstream(root, 'https://session.example/mcp');
+    const t = await connect(serverId, await resourceToken(mcpResource(serverId)));
+    await t.initialize();
+    const marker = `closing-${crypto.randomUUID()}`;
+    expect((await t.request(5, 'tools/call', { name: 'echo', arguments: { message: marker } })).result.content[0].text).toBe(marker);
+    const session = sessionOf(await requestsTo('https://session.example'), marker);
+    expect(session).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await requestsTo('https://session.example')).some((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === session)).toBe(false);
+    t.ws.close(1000, 'done');
+    const deleted = await eventually(async () => (await requestsTo('https://session.example')).find((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === session), 'the DELETE');
+    // Sent as the tunnel's other requests are: the negotiated version, never the client's token.
+    expect(deleted.headers['mcp-protocol-version']).toBe('2025-06-18');
+    expect(deleted.headers.authorization).toBeUndefined();
+  });
+
+  it('ends the upstream session with DELETE when the heartbeat times out', async () => {
+    const serverId = await registerGatewayUpstream(root, 'https://session.example/mcp');
+    const t = await connect(serverId, await resourceToken(mcpResource(serverId)), false);
+    await t.initialize();
+    const marker = `heartbeat-${crypto.randomUUID()}`;
+    await t.request(6, 'tools/call', { name: 'echo', arguments: { message: marker } });
+    const session = sessionOf(await requestsTo('https://session.example'), marker);
+    expect(session).toBeTruthy();
+    expect((await t.closed).code).toBe(4408);
+    await eventually(async () => (await requestsTo('https://session.example')).find((r) => r.method === 'DELETE' && r.headers['mcp-session-id'] === session), 'the DELETE');
+  });
+
+  it('sends no DELETE when the upstream gave no session', async () => {
+    const serverId = await registerGatewayUpstream(root, 'https://tools.example/mcp', { auth: { type: 'header', header_name: 'X-Api-Key', header_value: 'upstream-secret' } });
+    const t = await connect(serverId, await resourceToken(mcpResource(serverId)));
+    const before = (await requestsTo('https://tools.example')).length;
+    await t.initialize();
+    expect((await t.request(7, 'ping')).result).toEqual({});
+    t.ws.close(1000, 'done');
+    await t.closed;
+    await new Promise((r) => setTimeout(r, 300));
+    const seen = (await requestsTo('https://tools.example')).slice(before);
+    expect(seen.filter((r) => r.method === 'POST').length).toBeGreaterThanOrEqual(2);
+    expect(seen.filter((r) => r.method === 'DELETE')).toEqual([]);
   });
 });

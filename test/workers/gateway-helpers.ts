@@ -46,9 +46,9 @@ export async function resourceToken(resource: string, who: { username: string; p
 }
 
 /** Registers an upstream as `root`; returns its server id. */
-export async function registerGatewayUpstream(root: Caller, mcp: string, o: { auth?: Record<string, unknown>; transport?: 'streamable-http' | 'sse'; prefix?: string } = {}) {
+export async function registerGatewayUpstream(root: Caller, mcp: string, o: { auth?: Record<string, unknown>; transport?: 'streamable-http' | 'sse'; prefix?: string; rate_limits?: Record<string, unknown> } = {}) {
   const server_id = `${o.prefix ?? 'gwx'}-${++n}-${crypto.randomUUID().slice(0, 6)}`;
-  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Upstream', endpoints: { mcp }, transport: o.transport ?? 'streamable-http', auth: o.auth ?? { type: 'none' } }, root.token);
+  const res = await rest('POST', '/v1/servers/register', { server_id, name: 'Upstream', endpoints: { mcp }, transport: o.transport ?? 'streamable-http', auth: o.auth ?? { type: 'none' }, ...(o.rate_limits ? { rate_limits: o.rate_limits } : {}) }, root.token);
   expect(res.status).toBe(200);
   return server_id;
 }
@@ -60,6 +60,19 @@ export async function denyToolForUsers(root: Caller, serverId: string, tool: str
     tools: [{ tool, effect: 'deny', role: 'user' }],
   }, root.token);
   expect(res.status).toBe(200);
+}
+
+/** What an upstream of test/fixtures/third-parties.ts received, oldest first. */
+export const upstreamRequests = async (origin: string) => (await (await fetch(`${origin}/__requests`)).json()) as { method: string; url?: string; headers: Record<string, string>; body?: string }[];
+
+/** Polls until `find` returns something (the gateway's background requests come after its answers). */
+export async function eventually<T>(find: () => Promise<T | undefined>, what: string): Promise<T> {
+  for (let i = 0; i < 60; i++) {
+    const found = await find();
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** gateway.call audit events of one user, polled because routine ones are written after the response. */
