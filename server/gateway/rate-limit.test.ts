@@ -65,6 +65,19 @@ describe('RateLimiter', () => {
   });
 });
 
+describe('RateLimiter cost', () => {
+  it('counts a batch as its messages, all of them or none', () => {
+    const now = 0;
+    const limiter = new RateLimiter(() => now);
+    const limits = { perUser: { requests: 5, windowSeconds: 5 }, perServer: { requests: 100, windowSeconds: 1 } };
+    expect(limiter.take('s', 'u', limits, 3).ok).toBe(true);
+    expect(limiter.take('s', 'u', limits, 3)).toMatchObject({ ok: false, limit: 'per_user', retryAfterMs: 1000 });
+    // The refused batch took nothing: two more still fit, then the bucket is full.
+    expect(limiter.take('s', 'u', limits, 2).ok).toBe(true);
+    expect(limiter.take('s', 'u', limits).ok).toBe(false);
+  });
+});
+
 describe('servers.register rate_limits', () => {
   it('shows the defaults, stores a server’s own limits, and restores a default with null', async () => {
     const plain = await registerLimited({});
@@ -180,6 +193,22 @@ describe('gateway rate limits', () => {
     expect(res.status).toBe(429);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(59);
     expect(await res.json()).toMatchObject({ error: 'rate_limited', limit: 'per_user', requests: 1, window_seconds: 60 });
+  });
+
+  it('counts each message of a JSON-RPC batch', async () => {
+    const serverId = await registerLimited({ per_user: { requests: 3, window_seconds: 60 } });
+    const key = await keyOf(await user());
+    const batch = await SELF.fetch(`${ORIGIN}/gw/${serverId}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-03-26', authorization: `Bearer ${key}` },
+      body: JSON.stringify([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'ping' }]),
+    });
+    await batch.body?.cancel();
+    expect(batch.status).not.toBe(429);
+    expect((await call(serverId, key)).status).toBe(200);
+    const refused = await call(serverId, key, 7);
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.data).toMatchObject({ limit: 'per_user', requests: 3 });
   });
 
   it('does not count requests that fail authentication', async () => {
