@@ -5,6 +5,7 @@ import { guardedFetch, OutboundRefused } from '../lib/outbound';
 import { legacyGatewayResource } from '../oauth/params';
 import { admit, jsonError, needsConnectionMessage, rateLimited, RPC_DENIED, rpcErrorMessage, upstreamCredentials, type Admitted, type GatewayRoute } from './admission';
 import { formatEvent, mapSseEvents, type SseEvent } from './sse-events';
+import { heartbeatMs } from './websocket';
 import { connectUrl, markNeedsReconnect } from './upstream-oauth';
 
 /**
@@ -124,21 +125,60 @@ export async function handleLegacySse(request: Request, env: Env, db: DB, route:
     if (e.event === undefined || e.event === 'message') return formatEvent({ ...e, data: await rewriteMessage(env, a, e) });
     return formatEvent(e);
   });
-  const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>({ flush: () => clearTimeout(lifetime) });
   // The client's stream ending ends the upstream's, and for HTTP+SSE that ends the session there (2024-11-05
-  // has no DELETE: the stream is the session). A client that disconnects aborts request.signal (compatibility
-  // flag enable_request_signal); without it workerd would notice only on the next event it fails to write.
-  const end = () => {
+  // has no DELETE: the stream is the session).
+  const readable = relay(body, heartbeatMs(env), () => {
     clearTimeout(lifetime);
     abort.abort(new Error('the stream ended'));
-  };
-  request.signal.addEventListener('abort', end);
-  // An upstream that fails mid-stream (or the lifetime) ends the client's stream cleanly; the client reconnects.
-  body.pipeTo(writable, { preventAbort: true }).catch(() => {
-    end();
-    writable.close().catch(() => {});
   });
   return new Response(readable, { status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-store' } });
+}
+
+/** An SSE comment (HTML Living Standard §9.2.6: lines starting with ':' are ignored by the client). */
+const KEEPALIVE = new TextEncoder().encode(': keep-alive\n\n');
+
+/**
+ * The client's side of a legacy stream: the upstream's events as they come, and a comment every `keepaliveMs`.
+ * A client that went away is noticed when a write fails even while the upstream is silent, and then the
+ * upstream's stream is cancelled (workerd may see a silent peer's disconnect only when it writes). An upstream
+ * that fails mid-stream (or reaches the lifetime) ends the client's stream cleanly; the client reconnects.
+ * `onEnd` runs once, however it ends.
+ */
+function relay(body: ReadableStream<Uint8Array>, keepaliveMs: number, onEnd: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    if (timer !== undefined) clearInterval(timer);
+    onEnd();
+  };
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      timer = setInterval(() => {
+        try {
+          controller.enqueue(KEEPALIVE);
+        } catch {
+          end();
+        }
+      }, keepaliveMs);
+    },
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (!done) return controller.enqueue(value);
+      } catch {
+        // the upstream failed, or was aborted
+      }
+      end();
+      controller.close();
+    },
+    cancel(reason) {
+      end();
+      return reader.cancel(reason).catch(() => {});
+    },
+  });
 }
 
 /**

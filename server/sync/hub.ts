@@ -58,7 +58,7 @@ export class SyncHub extends DurableObject<Env> {
       heartbeat: setInterval(() => void this.#write(stream, ': keep-alive\n\n'), interval),
     };
     this.#streams.set(id, stream);
-    signal.addEventListener('abort', () => void this.#drop(stream));
+    signal.addEventListener('abort', () => this.#drop(stream));
     // `retry` tells EventSource how long to wait before reconnecting; `ready` says the stream is live.
     void this.#write(stream, `retry: 3000\nevent: ready\ndata: ${JSON.stringify({ device_id: stream.device })}\n\n`);
     return new Response(readable, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } });
