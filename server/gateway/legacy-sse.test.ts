@@ -24,7 +24,7 @@ async function open(url: string, bearer: string): Promise<Stream> {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
-  const next = async () => {
+  const next = async (): Promise<{ event: string; data: string }> => {
     let end: number;
     while ((end = buffer.indexOf('\n\n')) < 0) {
       const { done, value } = await reader.read();
@@ -33,6 +33,8 @@ async function open(url: string, bearer: string): Promise<Stream> {
     }
     const block = buffer.slice(0, end);
     buffer = buffer.slice(end + 2);
+    // Comment-only blocks (the gateway's keep-alive) are no events (HTML Living Standard §9.2.6).
+    if (block.split('\n').every((l) => l.startsWith(':'))) return next();
     const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
     const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
     return { event, data };
@@ -225,6 +227,23 @@ describe('legacy SSE proxying', () => {
     expect(res.status).toBe(202);
     expect(JSON.parse((await s.next()).data)).toMatchObject({ id: 5, result: {} });
     await s.close();
+  });
+});
+
+describe('legacy SSE keep-alive', () => {
+  it('sends a comment every heartbeat interval while the upstream is silent, and relays events around it', async () => {
+    const serverId = await registerGatewayUpstream(root, LEGACY, { transport: 'sse', auth: legacyAuth });
+    const bearer = await resourceToken(sseResource(serverId));
+    const res = await SELF.fetch(`${ORIGIN}/gw/${serverId}/sse`, { headers: { authorization: `Bearer ${bearer}` } });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    const started = Date.now();
+    // vitest.config.ts sets a 0.4 s heartbeat: two keep-alives within a second or so.
+    while ((text.match(/^: keep-alive$/gm)?.length ?? 0) < 2) text += decoder.decode((await reader.read()).value, { stream: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(700);
+    expect(text).toMatch(/^event: endpoint\ndata: \/gw\//);
+    await reader.cancel();
   });
 });
 
