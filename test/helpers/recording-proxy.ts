@@ -62,7 +62,8 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
         if (!DROP_RESPONSE.has(name)) out[name] = value;
       });
       res.writeHead(answer.status, out);
-      if (answer.body) for await (const chunk of answer.body) res.write(chunk);
+      const reader = answer.body?.getReader();
+      for (let chunk = await reader?.read(); chunk && !chunk.done; chunk = await reader!.read()) res.write(chunk.value);
       res.end();
     } catch (error) {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
