@@ -85,11 +85,12 @@ describe('a 2025 client in front of an upstream that serves only 2026-07-28', ()
       expect(text(failed)).toBe('upstream tool failed');
       await c.close();
 
-      const seen = (await (await fetch('https://modern.example/__requests')).json()) as { method: string; headers: Record<string, string> }[];
-      const locate = seen.find((r) => r.headers['mcp-name'] === 'locate');
+      // Other test files call the same fixture: this test's request is the one with its argument.
+      const seen = (await (await fetch('https://modern.example/__requests')).json()) as { method: string; headers: Record<string, string>; body?: string }[];
+      const locate = seen.find((r) => r.headers['mcp-name'] === 'locate' && r.body?.includes('eu-west'));
       expect(locate?.headers).toMatchObject({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-param-region': 'eu-west' });
       // Nothing 2025-only reached the upstream after it refused the handshake once.
-      expect(seen.filter((r) => r.headers['mcp-session-id'])).toEqual([]);
+      expect(seen.filter((r) => r.headers['mcp-session-id'] && r.headers['mcp-protocol-version'] === '2026-07-28')).toEqual([]);
     });
   }
 

@@ -98,6 +98,9 @@ export function forgetBridgeState(serverId?: string) {
   for (const key of sessions.keys()) if (key.startsWith(`${serverId}\n`)) sessions.delete(key);
 }
 
+/** A session id the bridge holds for a 2025 client (no upstream session behind it). */
+export const isBridgeSession = (session: string) => session.startsWith(BRIDGE_SESSION);
+
 const metaOf = (m: Rpc | null): Record<string, unknown> => (isObject(m?.params) && isObject(m.params._meta) ? m.params._meta : {});
 
 /** A 2026-07-28 client: its MCP-Protocol-Version header, or the `_meta` envelope it MUST send on every request. */
@@ -175,7 +178,7 @@ const passThrough = (ctx: RelayContext) => {
 
 /** Relays one client request to the upstream, bridging protocol generations where client and upstream differ. */
 export async function relay(ctx: RelayContext): Promise<Response> {
-  if (ctx.session?.startsWith(BRIDGE_SESSION)) return toModern(ctx, JSON.parse(ctx.session.slice(BRIDGE_SESSION.length)) as Declared);
+  if (ctx.session && isBridgeSession(ctx.session)) return toModern(ctx, JSON.parse(ctx.session.slice(BRIDGE_SESSION.length)) as Declared);
   if (isModernClient(ctx.request, ctx.message)) return modernClient(ctx);
   // A 2025 client. An upstream known to refuse 2025 gets the bridge; otherwise the request goes as it came.
   if (!ctx.session && ctx.message && era(ctx.serverId)?.rejectsLegacy) return toModern(ctx, declaredBy(ctx.message));
@@ -231,6 +234,7 @@ async function toModern(ctx: RelayContext, declared: Declared): Promise<Response
   if (m.method === 'initialize') return bridgeInitialize(ctx, m);
   // Removed in 2026-07-28: ping and logging/setLevel are answered here, as the 2025 protocol defines them.
   if (m.method === 'ping' || m.method === 'logging/setLevel') return json({ jsonrpc: '2.0', id: m.id, result: {} });
+  if (m.method === 'tools/call' && !paramHeaders.has(ctx.serverId)) await learnToolsOf(ctx, declared);
   const res = await ctx.send(modernHop(ctx, m, declared));
   if (!res.ok) return res;
   return rewriteAnswer(res, (answer) => {
@@ -285,6 +289,23 @@ function learnToolParams(serverId: string, tools: unknown) {
     if (found.length > 0) byTool.set(tool.name, found);
   }
   paramHeaders.set(serverId, byTool);
+}
+
+/** A tools/call before any tools/list: the tools' header parameters are read first (every page, at most 20). */
+async function learnToolsOf(ctx: RelayContext, declared: Declared) {
+  const tools: unknown[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < 20; page++) {
+    const res = await ctx.send(modernHop(ctx, { jsonrpc: '2.0', id: `chittyauth-bridge-tools-${page}`, method: 'tools/list', params: cursor ? { cursor } : {} }, declared));
+    if (!res.ok) return void (await res.body?.cancel());
+    const answer = await readAnswer(res);
+    const result = isObject(answer?.result) ? answer.result : null;
+    if (!result || !Array.isArray(result.tools)) return;
+    tools.push(...result.tools);
+    if (typeof result.nextCursor !== 'string') break;
+    cursor = result.nextCursor;
+  }
+  learnToolParams(ctx.serverId, tools);
 }
 
 function toolParamHeaders(serverId: string, tool: string, args: Record<string, unknown>): [string, string][] {

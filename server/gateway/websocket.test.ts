@@ -249,3 +249,22 @@ describe('WebSocket tunnel end', () => {
     expect(seen.filter((r) => r.method === 'DELETE')).toEqual([]);
   });
 });
+
+describe('WebSocket tunnel across MCP generations (bridge.ts)', () => {
+  it('a 2025 client in the tunnel reaches an upstream that serves only 2026-07-28, and closing sends it no DELETE', async () => {
+    const serverId = await registerGatewayUpstream(root, 'https://modern.example/mcp');
+    const bearer = await resourceToken(mcpResource(serverId));
+    const t = await connect(serverId, bearer);
+    const init = await t.initialize('2025-06-18');
+    expect(init.result).toMatchObject({ protocolVersion: '2025-06-18', serverInfo: { name: 'test-modern-upstream' } });
+    const call = await t.request(2, 'tools/call', { name: 'locate', arguments: { region: 'ap-south' } });
+    expect(call.result.content[0].text).toBe('in ap-south');
+    const seen = (await requestsTo('https://modern.example')) as { headers: Record<string, string>; body?: string }[];
+    expect(seen.find((r) => r.body?.includes('ap-south'))?.headers).toMatchObject({ 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'locate', 'mcp-param-region': 'ap-south' });
+    const before = (await requestsTo('https://modern.example')).length;
+    t.ws.close(1000, 'done');
+    await t.closed;
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await requestsTo('https://modern.example')).slice(before).filter((r) => r.method === 'DELETE')).toEqual([]);
+  });
+});

@@ -2,6 +2,7 @@ import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch } from '../lib/outbound';
 import { admit, jsonError, needsConnectionMessage, rateLimitedMessage, RPC_DENIED, RPC_NEEDS_CONNECTION, rpcErrorMessage, upstreamCredentials, type Admitted, type GatewayRoute } from './admission';
+import { isBridgeSession, relay } from './bridge';
 import { mapSseEvents } from './sse-events';
 import { connectUrl, markNeedsReconnect } from './upstream-oauth';
 
@@ -141,7 +142,8 @@ class Tunnel {
     this.inflight.clear();
     const session = this.session;
     this.session = null;
-    if (session) {
+    // A bridge session (bridge.ts) lives only in the tunnel: there is no upstream session to end.
+    if (session && !isBridgeSession(session)) {
       // Streamable HTTP "Session Management": clients that no longer need a session SHOULD end it with DELETE.
       this.waitUntil(this.upstream('DELETE', undefined, new AbortController(), session).then((r) => r?.body?.cancel()));
     }
@@ -187,7 +189,7 @@ class Tunnel {
     const abort = new AbortController();
     this.inflight.add(abort);
     try {
-      const res = await this.upstream('POST', data, abort);
+      const res = await this.relayed(message, data, abort);
       if (!res) {
         this.waitUntil(audit('failure', { reason: 'connection_required' }));
         if (message.id !== undefined) this.send(rpcErrorMessage(message.id, RPC_NEEDS_CONNECTION, needsConnectionMessage(this.env, this.a.row), { connect_url: connectUrl(this.env, this.a.row.id) }));
@@ -200,6 +202,38 @@ class Tunnel {
       this.close(CLOSE.upstream, `upstream failed: ${errorText(error)}`);
     } finally {
       this.inflight.delete(abort);
+    }
+  }
+
+  /**
+   * One client message to the upstream through bridge.ts, as /gw/{server}/mcp sends it: as it came, or across MCP
+   * generations when the client and the upstream speak different ones. Null when an OAuth upstream needs the user to connect.
+   */
+  private async relayed(message: RpcMessage, body: string, abort: AbortController): Promise<Response | null> {
+    const credentials = await upstreamCredentials(this.env, this.db, this.a.row, this.a.principal.chittyId);
+    if (!credentials) return null;
+    const forwarded = new Headers({ accept: 'application/json, text/event-stream', 'content-type': 'application/json' });
+    if (this.protocolVersion) forwarded.set('mcp-protocol-version', this.protocolVersion);
+    const timeout = setTimeout(() => abort.abort(new Error('upstream timed out')), UPSTREAM_TIMEOUT_MS);
+    try {
+      return await relay({
+        serverId: this.a.row.id,
+        chittyId: this.a.principal.chittyId,
+        serverName: this.a.row.name,
+        request: new Request(this.a.row.mcp_url, { method: 'POST', headers: forwarded }),
+        message: message as Parameters<typeof relay>[0]['message'],
+        body,
+        session: this.session,
+        forwarded,
+        background: this.waitUntil,
+        send: (hop) => {
+          const headers = new Headers(hop.headers);
+          for (const [name, value] of credentials) headers.set(name, value);
+          return guardedFetch(this.env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(this.a.row.mcp_url, { method: hop.method, headers, body: hop.body, signal: abort.signal });
+        },
+      });
+    } finally {
+      clearTimeout(timeout);
     }
   }
 
