@@ -2,6 +2,7 @@ import { SELF } from 'cloudflare:test';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { admin, apiKey, ORIGIN } from '../../test/workers/helpers';
 import { isLegacyRequest } from '@modelcontextprotocol/server';
+import * as mcp from './mcp';
 import { plainlyLegacy } from './mcp';
 import { MAX_BATCH, SERVED_VERSIONS } from './mcp-wire';
 
@@ -258,5 +259,41 @@ describe('CORS preflight on /mcp', () => {
     const allowed = res.headers.get('access-control-allow-headers')!.split(', ');
     expect(allowed).toEqual(expect.arrayContaining(['authorization', 'mcp-protocol-version', 'mcp-method', 'mcp-name', 'mcp-param-region']));
     expect(allowed).not.toContain('x-evil');
+  });
+});
+
+describe('the direct tools/call path answers exactly as the SDK does', () => {
+  const call = (name: string, args: unknown, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) => post({ jsonrpc: '2.0', id: 'x-1', method: 'tools/call', params: { name, arguments: args }, ...extra }, headers);
+  const cases: [string, () => Promise<Sent>][] = [
+    ['a succeeding tool', () => call('whoami', {})],
+    ['a tool error (not found)', () => call('get_account', { chitty_id: 'CHITTY-PEO-ZZZZZZZZZZ-ZZZ' })],
+    ['a tool error (bad arguments)', () => call('get_account', { chitty_id: 42 })],
+    ['a numeric id and no arguments', () => post({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami' } })],
+    ['each 2025 version header', () => call('whoami', {}, { 'mcp-protocol-version': '2025-03-26' })],
+    ['the 2024-11-05 header', () => call('whoami', {}, { 'mcp-protocol-version': '2024-11-05' })],
+    ['an unknown tool (left to the SDK)', () => call('no_such_tool', {})],
+    ['an Accept without SSE (left to the SDK)', () => call('whoami', {}, { accept: 'application/json' })],
+    ['a content type that is not JSON (left to the SDK)', () => call('whoami', {}, { 'content-type': 'text/plain' })],
+    ['an extra top-level field (left to the SDK)', () => call('whoami', {}, {}, { extra: true })],
+  ];
+  for (const [what, send] of cases) {
+    it(what, async () => {
+      mcp.setDirectToolsCall(false);
+      const before = mcp.directAnswers;
+      const viaSdk = await send();
+      expect(mcp.directAnswers).toBe(before);
+      mcp.setDirectToolsCall(true);
+      const direct = await send();
+      expect({ status: direct.status, type: direct.headers.get('content-type'), body: direct.body }).toEqual({ status: viaSdk.status, type: viaSdk.headers.get('content-type'), body: viaSdk.body });
+    });
+  }
+
+  it('answers the plain calls itself (and no others)', async () => {
+    const before = mcp.directAnswers;
+    await call('whoami', {});
+    expect(mcp.directAnswers).toBe(before + 1);
+    await call('no_such_tool', {});
+    await call('whoami', {}, { accept: 'application/json' });
+    expect(mcp.directAnswers).toBe(before + 1);
   });
 });

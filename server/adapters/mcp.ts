@@ -78,22 +78,60 @@ function mcpServer(context: RequestContext, authz: Authorizer): Server {
   });
 
   server.setRequestHandler('tools/call', async (request): Promise<CallToolResult> => {
-    const found = tools().find(({ tool }) => tool.name === request.params.name);
+    const found = toolNamed(request.params.name);
     if (!found) throw new ProtocolError(ProtocolErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
-    try {
-      // `path` names the procedure for the guard (the audit event's action), as the REST and RPC routers do.
-      const output = await call(procedureAt(found.entry.path), request.params.arguments ?? {}, { context, path: found.entry.path });
-      const text = JSON.stringify(output);
-      // One request cannot fan out into an unbounded answer: past the ceiling the caller is told to page.
-      if (text.length > MAX_TOOL_RESULT_BYTES) {
-        return toolError(new ORPCError('PAYLOAD_TOO_LARGE', { status: 413, message: `The result is larger than ${MAX_TOOL_RESULT_BYTES} bytes; ask for less (a smaller limit, a narrower filter)` }));
-      }
-      return { content: [{ type: 'text', text }], structuredContent: output as Record<string, unknown> };
-    } catch (error) {
-      return toolError(error);
-    }
+    return runTool(found, request.params.arguments, context);
   });
   return server;
+}
+
+const toolNamed = (name: unknown) => tools().find(({ tool }) => tool.name === name);
+
+/** One tools/call: the tool's router procedure, through the same guard as /v1 and /rpc; failures are tool errors. */
+async function runTool(found: NonNullable<ReturnType<typeof toolNamed>>, args: Record<string, unknown> | undefined, context: RequestContext): Promise<CallToolResult> {
+  try {
+    // `path` names the procedure for the guard (the audit event's action), as the REST and RPC routers do.
+    const output = await call(procedureAt(found.entry.path), args ?? {}, { context, path: found.entry.path });
+    const text = JSON.stringify(output);
+    // One request cannot fan out into an unbounded answer: past the ceiling the caller is told to page.
+    if (text.length > MAX_TOOL_RESULT_BYTES) {
+      return toolError(new ORPCError('PAYLOAD_TOO_LARGE', { status: 413, message: `The result is larger than ${MAX_TOOL_RESULT_BYTES} bytes; ask for less (a smaller limit, a narrower filter)` }));
+    }
+    return { content: [{ type: 'text', text }], structuredContent: output as Record<string, unknown> };
+  } catch (error) {
+    return toolError(error);
+  }
+}
+
+/** Off only in the test that holds the direct path to the SDK's answers (server/adapters/mcp.test.ts). */
+let directToolsCall = true;
+export const setDirectToolsCall = (on: boolean) => void (directToolsCall = on);
+/** How many tools/call the direct path answered (so that test knows which path answered). */
+export let directAnswers = 0;
+
+/**
+ * The hot path, a 2025 client's `tools/call` answered as JSON, served without building the SDK's per-request
+ * Server and transport (a tenth of the request's CPU): only a message the SDK would certainly accept and answer
+ * with the tool's result, so the answer is the one the SDK gives (a test compares the two). Anything else (another
+ * method, an unknown tool, an unusual header or field) is null and goes to the SDK.
+ */
+function directRequest(request: Request, body: unknown): { id: string | number; found: NonNullable<ReturnType<typeof toolNamed>>; args?: Record<string, unknown> } | null {
+  if (!directToolsCall || typeof body !== 'object' || body === null || Array.isArray(body)) return null;
+  const m = body as Record<string, unknown>;
+  if (m.jsonrpc !== '2.0' || m.method !== 'tools/call' || Object.keys(m).length !== 4) return null;
+  if (!(typeof m.id === 'string' || Number.isSafeInteger(m.id))) return null;
+  const params = m.params as Record<string, unknown> | undefined;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return null;
+  if (Object.keys(params).some((k) => k !== 'name' && k !== 'arguments')) return null;
+  const args = params.arguments;
+  if (args !== undefined && (typeof args !== 'object' || args === null || Array.isArray(args))) return null;
+  // The 2025 Streamable HTTP transport's own checks (the SDK answers 406 / 415 / 400 otherwise).
+  const accept = request.headers.get('accept') ?? '';
+  if (!accept.includes('application/json') || !accept.includes('text/event-stream')) return null;
+  if (!(request.headers.get('content-type') ?? '').includes('application/json')) return null;
+  if (request.headers.has('mcp-session-id')) return null;
+  const found = toolNamed(params.name);
+  return found ? { id: m.id as string | number, found, args: args as Record<string, unknown> | undefined } : null;
 }
 
 /** What both MCP doors (HTTP and the WebSocket upgrade) refuse before looking at a credential: a foreign Origin, a token in the URL. */
@@ -142,6 +180,12 @@ export async function handleMcp(request: Request, context: RequestContext): Prom
     return challengeResponse(env, 403, { error: 'insufficient_scope', scope: stepUp, description: `this tool needs the ${stepUp} scope` }, `Insufficient scope: request ${stepUp}`);
   }
 
+  const direct = plainlyLegacy(request, body) ? directRequest(request, body) : null;
+  if (direct) {
+    const result = await runTool(direct.found, direct.args, { ...context, preauthenticated: auth.principal });
+    directAnswers++;
+    return new Response(JSON.stringify({ result, jsonrpc: '2.0', id: direct.id }), { status: 200, headers: { 'content-type': 'application/json' } });
+  }
   const serve = () => mcpServer({ ...context, preauthenticated: auth.principal }, authz);
   // 2025 clients (no per-request _meta envelope) keep the stateless JSON answers they have always had; a body
   // that is not JSON goes there unread, and that transport answers with its parse error.
