@@ -11,13 +11,11 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { execFile } from 'node:child_process';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectThroughBrowser, jwtClaims, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { connectThroughBrowser, jwtClaims, loopbackFetch, ScriptedBrowser } from '../helpers/gateway-e2e';
 import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 import { startEverything, type EverythingServer } from '../helpers/everything';
@@ -39,15 +37,8 @@ const chittyTokens: string[] = [];
 const clients: Client[] = [];
 
 /** Names under the gateway domain resolve to loopback (where wrangler dev listens); others as usual. */
-const agent = new Agent({
-  connect: {
-    lookup: ((hostname: string, options: { all?: boolean }, callback: (e: Error | null, a: string | LookupAddress[], f?: number) => void) => {
-      if (!hostname.endsWith(`.${GATEWAY_DOMAIN}`)) return dnsLookup(hostname, options as never, callback as never);
-      return options?.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
-    }) as never,
-  },
-});
-const hostFetch: typeof fetch = (input, init) => fetch(input, { ...init, dispatcher: agent } as RequestInit);
+const loopback = loopbackFetch(GATEWAY_DOMAIN);
+const hostFetch = loopback.fetch;
 
 const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string }).text;
 
@@ -84,7 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) await c.close().catch(() => {});
   await Promise.all([server?.stop(), upstream?.close(), everything?.stop()]);
-  await agent.close();
+  await loopback.close();
 });
 
 const run = promisify(execFile);

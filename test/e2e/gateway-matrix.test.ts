@@ -15,11 +15,9 @@ import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
-import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEverything, type EverythingServer } from '../helpers/everything';
-import { connectThroughBrowser, ScriptedBrowser } from '../helpers/gateway-e2e';
+import { connectThroughBrowser, loopbackFetch, ScriptedBrowser } from '../helpers/gateway-e2e';
 import { ScriptedOAuthProvider } from '../helpers/mcp-oauth';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 import { startUpstream, type Upstream } from '../helpers/upstream';
@@ -27,16 +25,9 @@ import { startUpstream, type Upstream } from '../helpers/upstream';
 const GATEWAY_DOMAIN = 'gw.matrix.test';
 const REDIRECT = 'http://127.0.0.1:1/callback';
 
-/** Names under the gateway domain resolve to loopback (where wrangler dev listens), as real DNS would. */
-const agent = new Agent({
-  connect: {
-    lookup: ((hostname: string, options: { all?: boolean }, callback: (e: Error | null, a: string | LookupAddress[], f?: number) => void) => {
-      if (!hostname.endsWith(`.${GATEWAY_DOMAIN}`)) return dnsLookup(hostname, options as never, callback as never);
-      return options?.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
-    }) as never,
-  },
-});
-const hostFetch: typeof fetch = (input, init) => fetch(input, { ...init, dispatcher: agent } as RequestInit);
+/** Names under the gateway domain resolve to loopback (where wrangler dev listens); others as usual. */
+const loopback = loopbackFetch(GATEWAY_DOMAIN);
+const hostFetch = loopback.fetch;
 
 interface Target {
   id: string;
@@ -133,7 +124,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([server?.stop(), everything?.stop(), ...Object.values(upstreams).map((u) => u.close())]);
-  await agent.close();
+  await loopback.close();
 });
 
 describe('the gateway matrix: client generations × upstream generations × route kinds', () => {

@@ -14,13 +14,13 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startEverything, type EverythingServer } from '../helpers/everything';
 import { startRecordingProxy, type RecordingProxy } from '../helpers/recording-proxy';
+import { WebSocketTransport } from '../helpers/ws-transport';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
 const LEGACY_ID = 'e2e-everything-sse';
@@ -41,29 +41,6 @@ const sockets: WebSocket[] = [];
 
 const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string }).text;
 const wsUrl = (id: string) => `${server.url.replace(/^http/, 'ws')}/gw/${id}/ws`;
-
-/** One JSON-RPC message per text frame, as the tunnel speaks; what an SDK Client needs of a transport. */
-class WebSocketTransport implements Transport {
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.onmessage?.(JSON.parse(String(data))));
-    ws.on('close', () => this.onclose?.());
-    ws.on('error', (error) => this.onerror?.(error));
-  }
-
-  async start() {}
-
-  async send(message: JSONRPCMessage) {
-    this.ws.send(JSON.stringify(message));
-  }
-
-  async close() {
-    this.ws.close(1000, 'done');
-  }
-}
 
 /** Opens a tunnel; rejects with the HTTP status that refused the upgrade. */
 function open(id: string): Promise<WebSocket> {

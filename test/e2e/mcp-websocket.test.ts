@@ -6,12 +6,11 @@
  * within a second (a correctness bound of issue 11, measured from the revocation request).
  */
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { Transport as V1TransportShape } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { Client as V2Client } from '@modelcontextprotocol/client';
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { WebSocketTransport } from '../helpers/ws-transport';
 import { startTestServer, type Caller, type TestServer } from '../helpers/server';
 
 let server: TestServer;
@@ -22,33 +21,6 @@ const sockets: WebSocket[] = [];
 const wsUrl = (query = '') => `${server.url.replace(/^http/, 'ws')}/mcp${query}`;
 
 /** One JSON-RPC message per text frame, as the server speaks it; what an SDK Client needs of a transport. */
-class WebSocketTransport implements V1TransportShape {
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-  readonly received: Record<string, any>[] = [];
-
-  constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => {
-      const message = JSON.parse(String(data));
-      this.received.push(message);
-      this.onmessage?.(message);
-    });
-    ws.on('close', () => this.onclose?.());
-    ws.on('error', (error) => this.onerror?.(error));
-  }
-
-  async start() {}
-
-  async send(message: JSONRPCMessage) {
-    this.ws.send(JSON.stringify(message));
-  }
-
-  async close() {
-    this.ws.close(1000, 'done');
-  }
-}
-
 /** Opens a socket; resolves when it is open, or rejects with the HTTP answer that refused the upgrade. */
 function open(options: { query?: string; headers?: Record<string, string>; protocols?: string[] } = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {

@@ -3,6 +3,8 @@
  * per origin (for ChittyAuth's portal sign-in, the connect page, and the upstream's consent page). The MCP SDK
  * client's OAuth provider is mcp-oauth.ts's ScriptedOAuthProvider.
  */
+import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { Agent } from 'undici';
 import { expect } from 'vitest';
 import { parseForm, type User } from './oauth-forms';
 
@@ -95,4 +97,20 @@ export function jwtClaims(token: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A fetch for which names under `domain` resolve to 127.0.0.1 (where wrangler dev listens), as real DNS would
+ * for a gateway domain; other names resolve as usual. Requests keep the encoded Host. `close()` when done.
+ */
+export function loopbackFetch(domain: string): { fetch: typeof fetch; close(): Promise<void> } {
+  const agent = new Agent({
+    connect: {
+      lookup: ((hostname: string, options: { all?: boolean }, callback: (e: Error | null, a: string | LookupAddress[], f?: number) => void) => {
+        if (!hostname.endsWith(`.${domain}`)) return dnsLookup(hostname, options as never, callback as never);
+        return options?.all ? callback(null, [{ address: '127.0.0.1', family: 4 }]) : callback(null, '127.0.0.1', 4);
+      }) as never,
+    },
+  });
+  return { fetch: (input, init) => fetch(input, { ...init, dispatcher: agent } as RequestInit), close: () => agent.close() };
 }
