@@ -2,7 +2,7 @@ import type { DB } from '../db/schema';
 import type { Env } from '../env';
 import { guardedFetch } from '../lib/outbound';
 import { admit, jsonError, needsConnectionMessage, rateLimitedMessage, RPC_DENIED, RPC_NEEDS_CONNECTION, rpcErrorMessage, upstreamCredentials, type Admitted, type GatewayRoute } from './admission';
-import { isBridgeSession, relay } from './bridge';
+import { isBridgeSession, relay, type Hop } from './bridge';
 import { mapSseEvents } from './sse-events';
 import { connectUrl, markNeedsReconnect } from './upstream-oauth';
 
@@ -145,7 +145,7 @@ class Tunnel {
     // A bridge session (bridge.ts) lives only in the tunnel: there is no upstream session to end.
     if (session && !isBridgeSession(session)) {
       // Streamable HTTP "Session Management": clients that no longer need a session SHOULD end it with DELETE.
-      this.waitUntil(this.upstream('DELETE', undefined, new AbortController(), session).then((r) => r?.body?.cancel()));
+      this.waitUntil(this.endSession(session).then((r) => r?.body?.cancel()));
     }
   }
 
@@ -214,41 +214,36 @@ class Tunnel {
     if (!credentials) return null;
     const forwarded = new Headers({ accept: 'application/json, text/event-stream', 'content-type': 'application/json' });
     if (this.protocolVersion) forwarded.set('mcp-protocol-version', this.protocolVersion);
-    const timeout = setTimeout(() => abort.abort(new Error('upstream timed out')), UPSTREAM_TIMEOUT_MS);
-    try {
-      return await relay({
-        serverId: this.a.row.id,
-        chittyId: this.a.principal.chittyId,
-        serverName: this.a.row.name,
-        request: new Request(this.a.row.mcp_url, { method: 'POST', headers: forwarded }),
-        message: message as Parameters<typeof relay>[0]['message'],
-        body,
-        session: this.session,
-        forwarded,
-        background: this.waitUntil,
-        send: (hop) => {
-          const headers = new Headers(hop.headers);
-          for (const [name, value] of credentials) headers.set(name, value);
-          return guardedFetch(this.env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(this.a.row.mcp_url, { method: hop.method, headers, body: hop.body, signal: abort.signal });
-        },
-      });
-    } finally {
-      clearTimeout(timeout);
-    }
+    return relay({
+      serverId: this.a.row.id,
+      chittyId: this.a.principal.chittyId,
+      serverName: this.a.row.name,
+      request: new Request(this.a.row.mcp_url, { method: 'POST', headers: forwarded }),
+      message: message as Parameters<typeof relay>[0]['message'],
+      body,
+      session: this.session,
+      forwarded,
+      background: this.waitUntil,
+      send: (hop) => this.sendUpstream(hop, credentials, abort),
+    });
   }
 
-  /** One request to the upstream with its credential and session; null when an OAuth upstream needs the user to connect. */
-  private async upstream(method: 'POST' | 'DELETE', body: string | undefined, abort: AbortController, session = this.session): Promise<Response | null> {
-    const headers = await upstreamCredentials(this.env, this.db, this.a.row, this.a.principal.chittyId);
-    if (!headers) return null;
-    // Streamable HTTP: the client MUST accept both JSON and SSE, and send the session and protocol version it has.
-    headers.set('accept', 'application/json, text/event-stream');
-    if (body !== undefined) headers.set('content-type', 'application/json');
-    if (session) headers.set('mcp-session-id', session);
+  /** Ends the upstream session (Streamable HTTP "Session Management": DELETE with its Mcp-Session-Id). */
+  private async endSession(session: string): Promise<Response | null> {
+    const credentials = await upstreamCredentials(this.env, this.db, this.a.row, this.a.principal.chittyId);
+    if (!credentials) return null;
+    const headers = new Headers({ 'mcp-session-id': session });
     if (this.protocolVersion) headers.set('mcp-protocol-version', this.protocolVersion);
+    return this.sendUpstream({ method: 'DELETE', headers }, credentials, new AbortController());
+  }
+
+  /** One HTTP request to the upstream with the user's upstream credential, ended by `abort` or after UPSTREAM_TIMEOUT_MS. */
+  private async sendUpstream(hop: Hop, credentials: Headers, abort: AbortController): Promise<Response> {
+    const headers = new Headers(hop.headers);
+    for (const [name, value] of credentials) headers.set(name, value);
     const timeout = setTimeout(() => abort.abort(new Error('upstream timed out')), UPSTREAM_TIMEOUT_MS);
     try {
-      return await guardedFetch(this.env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(this.a.row.mcp_url, { method, headers, body, signal: abort.signal });
+      return await guardedFetch(this.env, { timeoutMs: UPSTREAM_TIMEOUT_MS, maxBytes: MAX_UPSTREAM_BYTES })(this.a.row.mcp_url, { method: hop.method, headers, body: hop.body, signal: abort.signal });
     } finally {
       clearTimeout(timeout);
     }
